@@ -1,0 +1,134 @@
+"""Turning user inputs (arrays, DataFrames, dicts of blocks, ``ModalityBlocks``) into blocks.
+
+The network consumes a dict of float32 blocks ``{name: (n, *shape)}`` plus a boolean
+``(n, M)`` presence mask. :class:`InputLayout` remembers at fit what the blocks were, so that
+``predict`` can check it receives the same layout (the user never states it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["InputLayout", "is_block_input", "split_blocks"]
+
+#: Name of the single block made from a plain 2-D ``X``.
+SINGLE_BLOCK = "X"
+
+
+def is_block_input(X: object) -> bool:
+    """Whether ``X`` holds several blocks: a mapping, or a ``ModalityBlocks``-like container."""
+    return isinstance(X, Mapping) or (hasattr(X, "blocks") and hasattr(X, "masks"))
+
+
+def split_blocks(X: object) -> tuple[dict[str, object], dict[str, np.ndarray] | None]:
+    """Return ``(blocks, masks)`` of a block input (``masks`` is ``None`` for a plain dict)."""
+    if isinstance(X, Mapping):
+        return dict(X), None
+    return dict(X.blocks), {k: np.asarray(v, dtype=bool) for k, v in X.masks.items()}
+
+
+def _as_float_block(name: str, value: object) -> np.ndarray:
+    if sp.issparse(value):
+        value = value.toarray()
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"Block {name!r} is not numeric ({exc}); encode it with a feature transformer "
+            "(e.g. ModalityFusion) first."
+        ) from exc
+    if arr.ndim < 2:
+        raise ValueError(
+            f"Block {name!r} has shape {arr.shape}; expected 2-D (n, d), 3-D (n, T, F) or 4-D "
+            "(n, C, H, W) with one row per sample."
+        )
+    return arr
+
+
+@dataclass
+class InputLayout:
+    """The block layout learned at fit.
+
+    Attributes
+    ----------
+    names : list of str
+        Block names, in order.
+    shapes : dict of str to tuple
+        Per-row shape of each block.
+    single : bool
+        ``True`` when the input was one plain 2-D matrix.
+    """
+
+    names: list[str]
+    shapes: dict[str, tuple[int, ...]]
+    single: bool
+
+    @classmethod
+    def from_blocks(cls, blocks: Mapping[str, np.ndarray], single: bool) -> InputLayout:
+        """Record the layout of converted blocks."""
+        return cls(list(blocks), {k: tuple(v.shape[1:]) for k, v in blocks.items()}, single)
+
+    def check(self, blocks: Mapping[str, np.ndarray]) -> None:
+        """Raise a clear error when ``blocks`` differ from the fitted layout."""
+        missing = [n for n in self.names if n not in blocks]
+        if missing:
+            raise ValueError(
+                f"Blocks {missing} were present at fit but are missing now; pass every block "
+                f"of {self.names} (mark absent rows with the mask instead)."
+            )
+        extra = [n for n in blocks if n not in self.shapes]
+        if extra:
+            raise ValueError(f"Blocks {extra} were not seen at fit; expected {self.names}.")
+        for name in self.names:
+            shape = tuple(blocks[name].shape[1:])
+            if shape != self.shapes[name]:
+                raise ValueError(
+                    f"Block {name!r} has per-row shape {shape}, but the model was fitted on "
+                    f"{self.shapes[name]}."
+                )
+
+
+def convert_blocks(X: object) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Convert a block input to float32 blocks and an ``(n, M)`` presence mask.
+
+    In a plain dict, a row whose block is entirely NaN is an absent modality (filled with
+    zeros, mask ``False``); any other non-finite value is an error naming the block.
+    """
+    raw, masks = split_blocks(X)
+    if not raw:
+        raise ValueError("X holds no block; expected at least one.")
+    blocks = {str(k): _as_float_block(str(k), v) for k, v in raw.items()}
+    lengths = {k: v.shape[0] for k, v in blocks.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"Blocks have different numbers of rows: {lengths}.")
+    n = next(iter(lengths.values()))
+    if n == 0:
+        raise ValueError("X has 0 samples; at least one sample is required.")
+    present = np.ones((n, len(blocks)), dtype=bool)
+    for j, (name, arr) in enumerate(blocks.items()):
+        finite = np.isfinite(arr).reshape(n, -1)
+        all_nan = np.isnan(arr).reshape(n, -1).all(axis=1)
+        if masks is not None and name in masks:
+            present[:, j] = masks[name]
+            if masks[name].shape != (n,):
+                raise ValueError(f"Mask of block {name!r} has shape {masks[name].shape}; "
+                                 f"expected ({n},).")
+        else:
+            present[:, j] = ~all_nan
+        bad = ~finite.all(axis=1) & present[:, j]
+        if bad.any():
+            raise ValueError(
+                f"Block {name!r} contains NaN or inf in present rows (first: row "
+                f"{int(np.flatnonzero(bad)[0])}); a row is absent only when it is all NaN."
+            )
+        if (~present[:, j]).any():
+            arr = arr.copy()  # never write into the caller's array
+            arr[~present[:, j]] = 0.0
+            blocks[name] = arr
+    return blocks, present

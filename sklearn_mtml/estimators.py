@@ -1,0 +1,945 @@
+"""``MultiTaskNet``: a skorch ``NeuralNet`` that learns several targets at once.
+
+This is where the scikit-learn side (targets, validation, the estimator contract) meets the
+pure-torch side (:mod:`sklearn_mtml.nn`). Training does not go through a per-row
+``Dataset.__getitem__``: the whole training set is moved to the training device once per fit
+and batches are sliced from those tensors by index; prediction runs in large chunks and copies
+to the host once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import warnings
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils._tags import Tags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNet
+from skorch.callbacks import EpochTimer, PrintLog
+from skorch.dataset import ValidSplit
+from skorch.utils import TeeGenerator
+from torch import nn
+
+from ._inputs import SINGLE_BLOCK, InputLayout, convert_blocks, is_block_input
+from .nn.model import MultiTaskModule
+from .tasks import Task, is_missing, make_task
+from .weighting import make_weighting
+
+__all__ = ["MultiTaskLoss", "MultiTaskNet"]
+
+
+class MultiTaskLoss(nn.Module):
+    """Per-task masked losses of a batch.
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+        The fitted tasks, in output order.
+    """
+
+    def __init__(self, tasks: Sequence[Task]):
+        super().__init__()
+        self.tasks = list(tasks)
+
+    def forward(self, outputs: Sequence[torch.Tensor], targets: torch.Tensor,
+                label_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Compute the losses of every task on a batch.
+
+        Parameters
+        ----------
+        outputs : list of Tensor
+            Each task's head outputs ``(n, k_t)``.
+        targets : Tensor of shape (n, T)
+            Encoded targets.
+        label_mask : Tensor of bool, shape (n, T)
+            ``True`` where a row has a label for a task.
+
+        Returns
+        -------
+        mean : Tensor of shape (T,)
+            Mean loss per task over its labelled rows (0 for a task without labels).
+        total : Tensor of shape (T,)
+            Summed loss per task over its labelled rows.
+        count : Tensor of shape (T,)
+            Number of labelled rows per task.
+        """
+        m = label_mask.to(targets.dtype)
+        total = torch.stack([
+            (task.loss(out, targets[:, t]) * m[:, t]).sum()
+            for t, (task, out) in enumerate(zip(self.tasks, outputs))
+        ])
+        count = m.sum(0)
+        return total / count.clamp_min(1.0), total, count
+
+
+def _metric_sums(task: Task, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+                 ) -> torch.Tensor:
+    """Sufficient statistics of a task's validation metric, on the device.
+
+    Accuracy: (n_correct, n). R² on the encoded target (R² is invariant to the affine
+    standardisation): (SS_res, Σy, Σy², n).
+    """
+    m = mask.to(target.dtype)
+    if task.is_classification:
+        pred = (output[:, 0] > 0).to(target.dtype) if output.shape[1] == 1 else \
+            output.argmax(1).to(target.dtype)
+        return torch.stack([((pred == target).to(target.dtype) * m).sum(), m.sum(),
+                            m.new_zeros(()), m.new_zeros(())])
+    res = ((output[:, 0] - target) ** 2 * m).sum()
+    return torch.stack([res, (target * m).sum(), (target ** 2 * m).sum(), m.sum()])
+
+
+def _metric_from_sums(task: Task, s: np.ndarray) -> float:
+    if task.is_classification:
+        return float(s[0] / s[1]) if s[1] > 0 else float("nan")
+    n = s[3]
+    if n < 2:
+        return float("nan")
+    ss_tot = s[2] - s[1] ** 2 / n
+    return float(1.0 - s[0] / ss_tot) if ss_tot > 0 else float("nan")
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"Unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this machine; "
+            "use device='auto' to fall back to the CPU."
+        )
+    return resolved
+
+
+class MultiTaskNet(NeuralNet):
+    """Multi-task (and multi-modal) neural network with a scikit-learn interface.
+
+    One model learns several targets at once: binary, multi-class and regression tasks, in any
+    mix. ``Y`` has one column per task; a missing label (``NaN``/``None``) masks that task's
+    loss for that row while the row still trains the other tasks. ``X`` is a 2-D feature matrix
+    (array, DataFrame, sparse matrix), a dict of blocks ``{modality: array}`` or the
+    ``ModalityBlocks`` produced by :class:`~sklearn_mtml.ModalityFusion`; the network learns
+    the block layout at fit.
+
+    It is a skorch :class:`~skorch.NeuralNet`: ``module__*``, ``optimizer__*``,
+    ``callbacks__*`` and ``weighting__*`` parameters are routed as in skorch, and skorch's
+    callbacks (``EarlyStopping``, ``Checkpoint``, ``LRScheduler``, ``ProgressBar``,
+    ``GradientNormClipping``) work.
+
+    Parameters
+    ----------
+    tasks : dict of str to str, sequence of str, or None, default=None
+        Kind of each task: ``"binary"``, ``"multiclass"`` or ``"regression"``. ``None`` infers
+        every task from its target column (non-integer floats → regression; integers, strings
+        and booleans → binary with two classes, multi-class otherwise). A dict names tasks
+        (columns of a DataFrame ``Y``, or, for an array ``Y`` with as many columns, the names
+        of its columns in order); columns it does not list are inferred. A sequence gives the
+        kinds in column order.
+    architecture : str or MultiTaskArchitecture subclass, default="shared_bottom"
+        How tasks share the network; see :data:`sklearn_mtml.nn.ARCHITECTURES`. Its sizes are
+        ``module__`` parameters (``module__hidden_sizes``, ``module__tower_sizes``,
+        ``module__dropout``, ``module__activation``, ...).
+    fusion : {"concat", "attention", "gated", "late"}, default="concat"
+        How the blocks of a multi-block ``X`` are fused (ignored for a single block).
+    loss_weights : dict of str to float, sequence of float, or None, default=None
+        Static weight of each task's loss (missing tasks weigh 1). An ordinary
+        hyperparameter: search it with ``GridSearchCV``.
+    weighting : str or Weighting subclass, default="fixed"
+        Loss-weighting strategy; see :data:`sklearn_mtml.weighting.WEIGHTINGS`. Its
+        hyperparameters are ``weighting__`` parameters.
+    optimizer : torch optimizer class, default=torch.optim.AdamW
+        Optimizer; its arguments are ``optimizer__`` parameters.
+    lr : float, default=1e-3
+        Learning rate.
+    max_epochs : int, default=30
+        Number of epochs.
+    batch_size : int, default=128
+        Training batch size. Prediction uses ``iterator_valid__batch_size`` when given, else
+        chunks of ``max(batch_size, 16384)`` rows.
+    train_split : None, float, int or callable, default=None
+        Validation split: ``None`` trains on all rows; a float in (0, 1) holds out that share
+        of rows; an int ``k`` holds out ``1/k``; a skorch ``ValidSplit`` or any callable
+        ``(dataset, y) -> (train_subset, valid_subset)`` returning ``torch.utils.data.Subset``
+        objects is used as in skorch. With a split, every epoch records each task's
+        validation loss and metric.
+    callbacks : list of (str, Callback) or Callback, optional
+        skorch callbacks, added to the defaults (``epoch_timer``, ``print_log``).
+    warm_start : bool, default=False
+        Keep training the fitted network on the next ``fit``.
+    verbose : int, default=0
+        Print the per-epoch history table when positive.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling and dropout (the global torch RNG is restored
+        afterwards). Runs are reproducible on the CPU.
+    compile : bool, default=False
+        Compile the module with ``torch.compile``.
+    torch_load_kwargs : dict or None, default=None
+        Keyword arguments of ``torch.load`` when unpickling (skorch).
+    **kwargs
+        Prefixed parameters (``module__*``, ``optimizer__*``, ``callbacks__*``,
+        ``weighting__*``, ``iterator_valid__batch_size``).
+
+    Attributes
+    ----------
+    tasks_ : dict of str to Task
+        The fitted tasks, in output order.
+    task_names_ : list of str
+        Task names (columns of ``Y``), in output order.
+    classes_ : ndarray or list
+        For a 1-D ``y``, the classes of its task; else a list with one array of classes per
+        task (``None`` for regression tasks), as in ``MultiOutputClassifier``. Only set when
+        there is a classification task.
+    n_features_in_ : int
+        Number of features of a 2-D ``X``.
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame ``X``.
+    device_ : torch.device
+        Device the network was trained on.
+    module_ : MultiTaskModule
+        The trained network.
+    weighting_ : Weighting
+        The loss-weighting strategy (with its learned state).
+    history_ : skorch.History
+        Per-epoch ``train_loss``, ``train_loss_<task>``, ``weight_<task>`` and, with a
+        validation split, ``valid_loss``, ``valid_loss_<task>``, ``valid_<metric>_<task>`` and
+        ``valid_score`` (the mean per-task metric, as :meth:`score`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mtml import MultiTaskNet
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(200, 5).astype("float32")
+    >>> Y = np.column_stack([(X[:, 0] > 0).astype(int), X[:, 1] * 2.5 + 0.1])
+    >>> net = MultiTaskNet(tasks=["binary", "regression"], max_epochs=5,
+    ...                    random_state=0).fit(X, Y)
+    >>> net.predict(X[:3]).shape
+    (3, 2)
+    """
+
+    # Class-level defaults, so that ``__init__`` sets nothing but parameters.
+    initialized_ = False
+    history_ = None
+    virtual_params_ = MappingProxyType({})
+    use_caching = "auto"
+    prefixes_ = [*NeuralNet.prefixes_, "weighting"]
+
+    def __init__(
+        self,
+        tasks: Mapping[str, str] | Sequence[str] | None = None,
+        *,
+        architecture: str = "shared_bottom",
+        fusion: str = "concat",
+        loss_weights: Mapping[str, float] | Sequence[float] | None = None,
+        weighting: str = "fixed",
+        optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
+        lr: float = 1e-3,
+        max_epochs: int = 30,
+        batch_size: int = 128,
+        train_split: Any = None,
+        callbacks: Any = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        device: str = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        compile: bool = False,
+        torch_load_kwargs: dict | None = None,
+        **kwargs: Any,
+    ):
+        self.tasks = tasks
+        self.architecture = architecture
+        self.fusion = fusion
+        self.loss_weights = loss_weights
+        self.weighting = weighting
+        self.optimizer = optimizer
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.train_split = train_split
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+        self.random_state = random_state
+        self.compile = compile
+        self.torch_load_kwargs = torch_load_kwargs
+        self._params_to_validate = set(kwargs)
+        vars(self).update(kwargs)
+
+    # ------------------------------------------------------------------------------------
+    # scikit-learn plumbing
+    # ------------------------------------------------------------------------------------
+    @classmethod
+    def _get_init_param_names(cls) -> list[str]:
+        return BaseEstimator._get_param_names.__func__(cls)
+
+    def _get_param_names(self) -> list[str]:
+        prefixed = [k for k in self.__dict__ if "__" in k and not k.endswith("_")]
+        return [*self._get_init_param_names(), *prefixed]
+
+    def __sklearn_tags__(self) -> Tags:  # noqa: D105
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = False
+        # cuDNN/cuBLAS kernels make CUDA training non-reproducible; on the CPU a fixed
+        # random_state gives identical runs.
+        with contextlib.suppress(ValueError):
+            tags.non_deterministic = _resolve_device(self.device).type == "cuda"
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:  # noqa: D105
+        return bool(self.initialized_) and hasattr(self, "tasks_")
+
+    def check_is_fitted(self, attributes=None, *args, **kwargs) -> None:
+        """Raise :class:`sklearn.exceptions.NotFittedError` unless the net was fitted."""
+        check_is_fitted(self, attributes or ["module_", "tasks_"], *args, **kwargs)
+
+    # ------------------------------------------------------------------------------------
+    # device handling: ``device="auto"`` is resolved once per fit into ``device_``
+    # ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _on_resolved_device(self):
+        """Let skorch's machinery (which reads ``self.device``) see the resolved device."""
+        requested = self.device
+        self.__dict__["device"] = str(self.device_)
+        try:
+            yield
+        finally:
+            self.__dict__["device"] = requested
+
+    def __setstate__(self, state: dict) -> None:  # noqa: D105
+        requested = state.get("device", "cpu")
+        if requested in (None, "auto"):
+            state["device"] = str(state.get("device_", "cpu"))
+            with warnings.catch_warnings():
+                # "auto" accepts whatever device this machine has: no warning on CPU-only
+                warnings.simplefilter("ignore")
+                super().__setstate__(state)
+            self.device_ = torch.device(self.device)
+            self.__dict__["device"] = requested
+        else:
+            super().__setstate__(state)
+            if "device_" in self.__dict__:
+                self.device_ = torch.device(self.device)
+
+    def set_params(self, **params: Any) -> MultiTaskNet:
+        """Set parameters (skorch semantics: re-initialise what a changed parameter affects)."""
+        if self.initialized_ and "device_" in self.__dict__:
+            with self._on_resolved_device():
+                return super().set_params(**params)
+        return super().set_params(**params)
+
+    # ------------------------------------------------------------------------------------
+    # skorch initialisation hooks
+    # ------------------------------------------------------------------------------------
+    def get_default_callbacks(self) -> list:
+        """Default callbacks: an epoch timer and the history printer (when ``verbose``)."""
+        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+
+    def initialize_virtual_params(self) -> MultiTaskNet:  # noqa: D102
+        self.virtual_params_ = {}
+        return self
+
+    def _require_fitted_layout(self) -> None:
+        if not hasattr(self, "tasks_"):
+            raise RuntimeError(
+                "MultiTaskNet learns its tasks and input layout from the data: call fit(X, Y) "
+                "instead of initialize()."
+            )
+
+    def initialize_module(self) -> MultiTaskNet:
+        """Build the :class:`~sklearn_mtml.nn.model.MultiTaskModule` for the fitted layout."""
+        self._require_fitted_layout()
+        kwargs = self.get_params_for("module")
+        self.module_ = MultiTaskModule(
+            self.layout_.shapes,
+            [task.n_outputs for task in self.tasks_.values()],
+            architecture=self.architecture,
+            fusion=self.fusion,
+            **kwargs,
+        )
+        self.weighting_ = make_weighting(
+            self.weighting, self._base_weights(), [t.kind for t in self.tasks_.values()],
+            **self.get_params_for("weighting"),
+        )
+        return self
+
+    def initialize_criterion(self) -> MultiTaskNet:
+        """The criterion computes the masked loss of every task."""
+        self._require_fitted_layout()
+        self.criterion_ = MultiTaskLoss(list(self.tasks_.values()))
+        return self
+
+    # ------------------------------------------------------------------------------------
+    # validation of parameters, targets and inputs
+    # ------------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        for name in ("max_epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not isinstance(self.lr, numbers.Real) or not np.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}.")
+        _resolve_device(self.device)
+
+    def _validate_targets(self, y: Any) -> tuple[list[str], list[np.ndarray], bool]:
+        """Split ``y`` into task names and columns; return ``(names, columns, is_1d)``."""
+        if y is None:
+            raise ValueError(
+                "MultiTaskNet requires y to be passed, but the target y is None; pass Y with "
+                "one column per task."
+            )
+        if hasattr(y, "columns"):  # DataFrame
+            names = [str(c) for c in y.columns]
+            cols = [y[c].to_numpy() for c in y.columns]
+            is_1d = False
+        else:
+            if hasattr(y, "to_numpy"):  # Series
+                series_name = getattr(y, "name", None)
+                y = y.to_numpy()
+            else:
+                series_name = None
+                y = np.asarray(y) if not isinstance(y, np.ndarray) else y
+            if y.ndim == 1:
+                is_1d = True
+                if isinstance(self.tasks, Mapping) and len(self.tasks) == 1:
+                    names = [str(next(iter(self.tasks)))]
+                elif isinstance(series_name, str):
+                    names = [series_name]
+                else:
+                    names = ["task_0"]
+                cols = [y]
+            elif y.ndim == 2:
+                is_1d = False
+                if isinstance(self.tasks, Mapping) and len(self.tasks) == y.shape[1]:
+                    names = [str(k) for k in self.tasks]
+                else:
+                    names = [f"task_{i}" for i in range(y.shape[1])]
+                cols = [y[:, i] for i in range(y.shape[1])]
+            else:
+                raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}.")
+        if not names:
+            raise ValueError("Y has no column: at least one task is required.")
+        if len(set(names)) != len(names):
+            raise ValueError(f"Task names must be unique, got {names}.")
+        return names, cols, is_1d
+
+    def _task_kinds(self, names: list[str]) -> dict[str, str | None]:
+        if self.tasks is None:
+            return dict.fromkeys(names)
+        if isinstance(self.tasks, Mapping):
+            unknown = [k for k in self.tasks if str(k) not in names]
+            if unknown:
+                raise ValueError(f"tasks names {unknown}, which are not columns of Y {names}.")
+            return {n: self.tasks.get(n) for n in names}
+        if isinstance(self.tasks, str) or not isinstance(self.tasks, Sequence):
+            raise TypeError(
+                "tasks must be None, a dict {task: kind} or a sequence of kinds, got "
+                f"{self.tasks!r}."
+            )
+        if len(self.tasks) != len(names):
+            raise ValueError(
+                f"tasks gives {len(self.tasks)} kinds but Y has {len(names)} columns {names}."
+            )
+        return dict(zip(names, self.tasks))
+
+    def _base_weights(self) -> list[float]:
+        names = self.task_names_
+        lw = self.loss_weights
+        if lw is None:
+            weights = [1.0] * len(names)
+        elif isinstance(lw, Mapping):
+            unknown = [k for k in lw if str(k) not in names]
+            if unknown:
+                raise ValueError(
+                    f"loss_weights names {unknown}, which are not tasks; tasks are {names}."
+                )
+            weights = [lw.get(n, 1.0) for n in names]
+        elif isinstance(lw, Sequence) and not isinstance(lw, str) or isinstance(lw, np.ndarray):
+            if len(lw) != len(names):
+                raise ValueError(
+                    f"loss_weights has {len(lw)} entries but there are {len(names)} tasks "
+                    f"{names}."
+                )
+            weights = list(lw)
+        else:
+            raise TypeError(
+                f"loss_weights must be None, a dict or a sequence of numbers, got {lw!r}."
+            )
+        try:
+            weights = [float(w) for w in weights]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"loss_weights must be numbers, got {lw!r}.") from exc
+        for n, w in zip(names, weights):
+            if not np.isfinite(w) or w < 0:
+                raise ValueError(
+                    f"loss weight of task {n!r} must be finite and non-negative, got {w}."
+                )
+        if sum(weights) == 0:
+            raise ValueError("loss_weights are all zero: at least one task must count.")
+        return weights
+
+    def _validate_X(self, X: Any, reset: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Convert ``X`` to float32 blocks and a presence mask, checking the fitted layout."""
+        if is_block_input(X):
+            blocks, mask = convert_blocks(X)
+            if reset:
+                for attr in ("n_features_in_", "feature_names_in_"):
+                    self.__dict__.pop(attr, None)
+        else:
+            if X is None:
+                raise ValueError("X is None; expected an array-like of shape (n, n_features).")
+            arr = validate_data(
+                self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype=np.float32,
+                ensure_min_samples=1,
+            )
+            if hasattr(arr, "toarray"):
+                arr = arr.toarray()
+            blocks = {SINGLE_BLOCK: np.asarray(arr, dtype=np.float32)}
+            mask = np.ones((arr.shape[0], 1), dtype=bool)
+        if not reset:
+            self.layout_.check(blocks)
+        return blocks, mask
+
+    def _prepare(self, X: Any, y: Any) -> tuple[dict[str, np.ndarray], np.ndarray,
+                                                 np.ndarray, np.ndarray]:
+        """Validate everything, fit tasks and layout; return arrays ready for the device."""
+        self._check_params()
+        names, cols, is_1d = self._validate_targets(y)
+        blocks, mask = self._validate_X(X, reset=True)
+        n = mask.shape[0]
+        for name, col in zip(names, cols):
+            if len(col) != n:
+                raise ValueError(
+                    f"X has {n} samples but the target of task {name!r} has {len(col)}."
+                )
+        kinds = self._task_kinds(names)
+        tasks = {name: make_task(name, kinds[name], col) for name, col in zip(names, cols)}
+        # All checks passed: record the fitted state.
+        self.tasks_ = tasks
+        self.task_names_ = names
+        self._y_1d = is_1d
+        self.layout_ = InputLayout.from_blocks(blocks, single=not is_block_input(X))
+        self.device_ = _resolve_device(self.device)
+        self._base_weights()  # validates loss_weights against the task names
+        classes = [getattr(t, "classes_", None) for t in tasks.values()]
+        if any(c is not None for c in classes):
+            self.classes_ = classes[0] if is_1d else classes
+        else:
+            self.__dict__.pop("classes_", None)
+        targets, label_mask = self._encode_targets(cols)
+        return blocks, mask, targets, label_mask
+
+    def _encode_targets(self, cols: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [task.encode(col) for task, col in zip(self.tasks_.values(), cols)]
+        return (np.column_stack([p[0] for p in pairs]).astype(np.float32),
+                np.column_stack([p[1] for p in pairs]))
+
+    # ------------------------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _seeded(self):
+        if self.random_state is None:
+            yield
+            return
+        seed = (int(self.random_state) if isinstance(self.random_state, numbers.Integral)
+                else int(check_random_state(self.random_state).randint(2**31 - 1)))
+        devices = [self.device_] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> MultiTaskNet:
+        """Fit the network on ``X`` and the targets ``y`` (one column per task).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), sparse matrix, dict of arrays or \
+ModalityBlocks
+            Input features or per-modality blocks.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks), or DataFrame
+            Targets; ``NaN``/``None`` marks a missing label.
+        **fit_params : dict
+            Unused; accepted for compatibility with skorch.
+
+        Returns
+        -------
+        self : MultiTaskNet
+            The fitted estimator.
+        """
+        if self.warm_start and self.initialized_ and hasattr(self, "tasks_"):
+            return self.partial_fit(X, y, **fit_params)
+        data = self._prepare(X, y)
+        with self._seeded():
+            with self._on_resolved_device():
+                self.initialize()
+            self._train(data)
+        return self
+
+    def partial_fit(self, X: Any, y: Any = None, classes: Any = None,
+                    **fit_params: Any) -> MultiTaskNet:
+        """Train for ``max_epochs`` more epochs without re-initialising a fitted network.
+
+        Parameters
+        ----------
+        X : array-like, dict of arrays or ModalityBlocks
+            Input, with the layout seen at the first fit.
+        y : array-like or DataFrame
+            Targets, with the tasks and labels seen at the first fit.
+        classes : None
+            Unused (tasks learn their classes at the first fit).
+        **fit_params : dict
+            Unused.
+
+        Returns
+        -------
+        self : MultiTaskNet
+        """
+        if not (self.initialized_ and hasattr(self, "tasks_")):
+            return self.fit(X, y)
+        self._check_params()
+        names, cols, _ = self._validate_targets(y)
+        if names != self.task_names_:
+            raise ValueError(f"Y has tasks {names}, but the model was fitted on "
+                             f"{self.task_names_}.")
+        blocks, mask = self._validate_X(X, reset=False)
+        targets, label_mask = self._encode_targets(cols)
+        with self._seeded():
+            self._train((blocks, mask, targets, label_mask))
+        return self
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        if not array.flags.writeable:
+            array = array.copy()
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device_)
+
+    def _split_indices(self, n: int, y_first: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        split = self.train_split
+        if split is None:
+            return np.arange(n), None
+        if isinstance(split, numbers.Real) and not isinstance(split, bool):
+            split = ValidSplit(split if split < 1 else int(split), stratified=False,
+                               random_state=0)
+        if not callable(split):
+            raise TypeError(f"train_split must be None, a number or a callable, got {split!r}.")
+        from skorch.dataset import Dataset
+
+        train, valid = split(Dataset(np.arange(n)), None)
+        try:
+            train_idx = np.asarray(train.indices)
+            valid_idx = None if valid is None else np.asarray(valid.indices)
+        except AttributeError as exc:
+            raise TypeError(
+                "train_split must return torch.utils.data.Subset objects (as skorch's "
+                f"ValidSplit does); got {type(train).__name__}."
+            ) from exc
+        return train_idx, valid_idx
+
+    def _batches(self, n: int, size: int) -> list[tuple[int, int]]:
+        starts = list(range(0, n, size))
+        if len(starts) > 1 and n - starts[-1] == 1:  # never a batch of one row (batch norm)
+            starts.pop()
+        return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
+
+    def _train(self, data: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]
+               ) -> None:
+        blocks, mask, targets, label_mask = data
+        n = mask.shape[0]
+        train_idx, valid_idx = self._split_indices(n, targets[:, 0])
+        if not label_mask[train_idx].any(axis=0).all():
+            empty = [t for t, has in zip(self.task_names_, label_mask[train_idx].any(axis=0))
+                     if not has]
+            raise ValueError(f"Tasks {empty} have no labelled row in the training split.")
+        tensors = {
+            "blocks": {k: self._to_device(v) for k, v in blocks.items()},
+            "mask": self._to_device(mask),
+            "targets": self._to_device(targets),
+            "label_mask": self._to_device(label_mask),
+        }
+        train_t = torch.as_tensor(train_idx, device=self.device_)
+        valid_t = None if valid_idx is None else torch.as_tensor(valid_idx, device=self.device_)
+        epoch_kwargs = {"dataset_train": train_idx, "dataset_valid": valid_idx}
+        self.notify("on_train_begin", X=blocks, y=targets)
+        try:
+            for _ in range(self.max_epochs):
+                self.notify("on_epoch_begin", **epoch_kwargs)
+                self._train_epoch(tensors, train_t)
+                if valid_t is not None and len(valid_t):
+                    self._valid_epoch(tensors, valid_t)
+                self.notify("on_epoch_end", **epoch_kwargs)
+        except KeyboardInterrupt:  # skorch's EarlyStopping stops training this way
+            pass
+        self.notify("on_train_end", X=blocks, y=targets)
+
+    def _take(self, tensors: dict, idx: torch.Tensor) -> tuple[dict, torch.Tensor,
+                                                               torch.Tensor, torch.Tensor]:
+        return ({k: v.index_select(0, idx) for k, v in tensors["blocks"].items()},
+                tensors["mask"].index_select(0, idx), tensors["targets"].index_select(0, idx),
+                tensors["label_mask"].index_select(0, idx))
+
+    def _train_epoch(self, tensors: dict, train_t: torch.Tensor) -> None:
+        self._set_training(True)
+        self.weighting_.train()
+        order = train_t[torch.randperm(len(train_t)).to(self.device_)]
+        n_tasks = len(self.tasks_)
+        total = torch.zeros(n_tasks, device=self.device_)
+        count = torch.zeros(n_tasks, device=self.device_)
+        objective_sum = torch.zeros((), device=self.device_)
+        batches = self._batches(len(order), self.batch_size)
+        for start, stop in batches:
+            xb, mb, yb, lb = self._take(tensors, order[start:stop])
+            batch = ((xb, mb), (yb, lb))
+            self.notify("on_batch_begin", batch=batch, training=True)
+            self.optimizer_.zero_grad(set_to_none=True)
+            outputs = self.module_(xb, mb)
+            losses, task_total, task_count = self.criterion_(outputs, yb, lb)
+            objective = self.weighting_.backward(losses, task_count > 0, self.module_)
+            self.notify("on_grad_computed",
+                        named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                        batch=batch, training=True)
+            self.optimizer_.step()
+            total += task_total.detach()
+            count += task_count
+            objective_sum += objective * (stop - start)
+            self.history.record_batch("train_batch_size", stop - start)
+            self.notify("on_batch_end", batch=batch, training=True, loss=objective,
+                        y_pred=outputs)
+        self.history.record("train_batch_count", len(batches))
+        stats = torch.cat([total / count.clamp_min(1), objective_sum.reshape(1),
+                           self.weighting_.task_weights().detach().reshape(-1)]).cpu().numpy()
+        task_losses = stats[:n_tasks]
+        self.weighting_.epoch_end(torch.as_tensor(task_losses))
+        train_loss = float(stats[n_tasks]) / max(len(order), 1)
+        self._record("train_loss", train_loss)
+        for t, name in enumerate(self.task_names_):
+            self.history.record(f"train_loss_{name}", float(task_losses[t]))
+            self.history.record(f"weight_{name}", float(stats[n_tasks + 1 + t]))
+
+    def _record(self, key: str, value: float) -> None:
+        """Record an epoch value and whether it is the best (lowest) so far, as skorch does."""
+        previous = [v for v in self.history[:-1, key]] if len(self.history) > 1 else []
+        self.history.record(key, value)
+        self.history.record(f"{key}_best", not previous or value < min(previous))
+
+    @torch.no_grad()
+    def _valid_epoch(self, tensors: dict, valid_t: torch.Tensor) -> None:
+        self._set_training(False)
+        tasks = list(self.tasks_.values())
+        n_tasks = len(tasks)
+        total = torch.zeros(n_tasks, device=self.device_)
+        count = torch.zeros(n_tasks, device=self.device_)
+        metric = torch.zeros(n_tasks, 4, device=self.device_)
+        for start, stop in self._batches(len(valid_t), self._predict_batch_size()):
+            xb, mb, yb, lb = self._take(tensors, valid_t[start:stop])
+            outputs = self.module_(xb, mb)
+            _, task_total, task_count = self.criterion_(outputs, yb, lb)
+            total += task_total
+            count += task_count
+            metric += torch.stack([_metric_sums(task, out, yb[:, t], lb[:, t])
+                                   for t, (task, out) in enumerate(zip(tasks, outputs))])
+        stats = torch.cat([total / count.clamp_min(1), metric.reshape(-1)]).cpu().numpy()
+        losses = stats[:n_tasks]
+        sums = stats[n_tasks:].reshape(n_tasks, 4)
+        weights = np.asarray(self._base_weights())
+        self._record("valid_loss", float((weights * losses).sum()))
+        scores = []
+        for t, (name, task) in enumerate(self.tasks_.items()):
+            self.history.record(f"valid_loss_{name}", float(losses[t]))
+            score = _metric_from_sums(task, sums[t])
+            scores.append(score)
+            self.history.record(f"valid_{task.metric_name}_{name}", score)
+        self.history.record("valid_score", float(np.nanmean(scores)) if not
+                            np.all(np.isnan(scores)) else float("nan"))
+
+    # ------------------------------------------------------------------------------------
+    # prediction
+    # ------------------------------------------------------------------------------------
+    def _predict_batch_size(self) -> int:
+        size = self.get_params_for("iterator_valid").get("batch_size")
+        return int(size) if size else max(int(self.batch_size), 16384)
+
+    def forward_outputs(self, X: Any) -> list[np.ndarray]:
+        """Raw network outputs: one ``(n, k_t)`` array per task (logits or scaled values).
+
+        Parameters
+        ----------
+        X : array-like, dict of arrays or ModalityBlocks
+            Input with the fitted layout.
+
+        Returns
+        -------
+        outputs : list of ndarray
+            Host arrays, copied from the device once.
+        """
+        outputs, _ = self._infer(X, weights=False)
+        return outputs
+
+    @torch.no_grad()
+    def _infer(self, X: Any, weights: bool) -> tuple[list[np.ndarray], np.ndarray | None]:
+        self.check_is_fitted()
+        blocks, mask = self._validate_X(X, reset=False)
+        self._set_training(False)
+        n = mask.shape[0]
+        chunks: list[list[torch.Tensor]] = []
+        weight_chunks: list[torch.Tensor] = []
+        size = self._predict_batch_size()
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            xb = {k: self._to_device(v[start:stop]) for k, v in blocks.items()}
+            out, w = self.module_(xb, self._to_device(mask[start:stop]), return_weights=True)
+            chunks.append(out)
+            if weights and w is not None:
+                weight_chunks.append(w)
+        outputs = [torch.cat([c[t] for c in chunks]).float().cpu().numpy()
+                   for t in range(len(self.tasks_))]
+        w = torch.cat(weight_chunks).float().cpu().numpy() if weight_chunks else None
+        return outputs, w
+
+    def modality_weights(self, X: Any) -> np.ndarray:
+        """Per-row weight of each input block in the fusion (attention, gated or late).
+
+        Parameters
+        ----------
+        X : dict of arrays or ModalityBlocks
+            Input with the fitted layout.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, n_blocks)
+            Rows sum to 1 over the present blocks; absent blocks weigh 0. For ``"concat"``
+            fusion, which has no weights, the presence mask normalised per row.
+        """
+        outputs, w = self._infer(X, weights=True)
+        if w is None:
+            _, mask = self._validate_X(X, reset=False)
+            w = mask / np.maximum(mask.sum(1, keepdims=True), 1)
+        return w
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict every task.
+
+        Parameters
+        ----------
+        X : array-like, dict of arrays or ModalityBlocks
+            Input with the fitted layout.
+
+        Returns
+        -------
+        Y_pred : ndarray of shape (n_samples, n_tasks), or (n_samples,) after a 1-D fit
+            One column per task in task order, original labels for classification tasks
+            (an object array when tasks have different label types).
+        """
+        outputs = self.forward_outputs(X)
+        cols = [task.decode(out) for task, out in zip(self.tasks_.values(), outputs)]
+        if self._y_1d:
+            return cols[0]
+        kinds = {c.dtype.kind for c in cols}
+        if len(kinds) == 1 and kinds <= set("biuf"):
+            return np.column_stack(cols)
+        if len({c.dtype for c in cols}) == 1:
+            return np.column_stack(cols)
+        out = np.empty((len(cols[0]), len(cols)), dtype=object)
+        for i, c in enumerate(cols):
+            out[:, i] = c
+        return out
+
+    def _has_classification_task(self) -> bool:
+        if not hasattr(self, "tasks_"):
+            return True  # let predict_proba raise NotFittedError
+        return any(t.is_classification for t in self.tasks_.values())
+
+    @available_if(_has_classification_task)
+    def predict_proba(self, X: Any) -> list[np.ndarray] | np.ndarray:
+        """Class probabilities of every classification task.
+
+        Parameters
+        ----------
+        X : array-like, dict of arrays or ModalityBlocks
+            Input with the fitted layout.
+
+        Returns
+        -------
+        proba : list of ndarray, or ndarray after a 1-D fit
+            One ``(n_samples, n_classes)`` array per classification task, in task order
+            (regression tasks are skipped), columns ordered as ``classes_``.
+        """
+        outputs = self.forward_outputs(X)
+        probas = [task.predict_proba(out) for task, out in zip(self.tasks_.values(), outputs)
+                  if task.is_classification]
+        return probas[0] if self._y_1d else probas
+
+    def score_tasks(self, X: Any, y: Any) -> dict[str, float]:
+        """Score each task: accuracy for classification, R² for regression.
+
+        Rows whose label is missing are skipped for that task.
+
+        Parameters
+        ----------
+        X : array-like, dict of arrays or ModalityBlocks
+            Input.
+        y : array-like or DataFrame
+            True targets, one column per task.
+
+        Returns
+        -------
+        scores : dict of str to float
+            Task name → score.
+        """
+        self.check_is_fitted()
+        names, cols, _ = self._validate_targets(y)
+        if names != self.task_names_:
+            raise ValueError(f"y has tasks {names}, but the model was fitted on "
+                             f"{self.task_names_}.")
+        pred = self.predict(X)
+        pred = pred.reshape(len(pred), -1)
+        scores = {}
+        for i, (name, task) in enumerate(self.tasks_.items()):
+            if (~is_missing(cols[i])).sum() == 0:
+                scores[name] = float("nan")
+                continue
+            scores[name] = task.score(cols[i], pred[:, i])
+        return scores
+
+    def score(self, X: Any, y: Any, sample_weight: None = None) -> float:
+        """Mean over tasks of the per-task scores of :meth:`score_tasks`.
+
+        Accuracy (classification) and R² (regression) both lie in (-inf, 1], higher is
+        better, so their mean is what ``GridSearchCV`` maximises by default.
+
+        Parameters
+        ----------
+        X : array-like, dict of arrays or ModalityBlocks
+            Input.
+        y : array-like or DataFrame
+            True targets.
+        sample_weight : None
+            Not supported; must be None.
+
+        Returns
+        -------
+        score : float
+        """
+        if sample_weight is not None:
+            raise ValueError("MultiTaskNet.score does not support sample_weight.")
+        scores = np.array(list(self.score_tasks(X, y).values()), dtype=float)
+        return float(np.nanmean(scores))

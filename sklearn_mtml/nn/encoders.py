@@ -1,0 +1,178 @@
+"""Per-modality encoders: one block of inputs → one embedding per row.
+
+The encoder of a block is chosen from the block's per-row shape:
+
+- ``(d,)`` feature vectors: :class:`FeatureEncoder` (identity, or an MLP to ``embed_dim``);
+- ``(T, F)`` frame sequences: :class:`SequenceEncoder` (1-D convolutions, masked mean pooling;
+  all-zero frames are padding);
+- ``(C, H, W)`` images: :class:`ImageEncoder` (a small CNN with global average pooling).
+
+Every encoder maps ``(n, *shape)`` to ``(n, out_features)``. A new encoder is one class and one
+:data:`ENCODERS` entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .layers import make_activation, masked_mean, mlp
+
+__all__ = [
+    "ENCODERS",
+    "FeatureEncoder",
+    "ImageEncoder",
+    "SequenceEncoder",
+    "default_encoder_kind",
+    "make_encoder",
+]
+
+
+class FeatureEncoder(nn.Module):
+    """Encoder of a 2-D feature block: identity when ``embed_dim`` is ``None``, else an MLP.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Per-row shape ``(d,)``.
+    embed_dim : int or None
+        Output width; ``None`` passes the features through unchanged.
+    activation : str, default="relu"
+        Non-linearity of the MLP.
+    dropout : float, default=0.0
+        Dropout of the MLP.
+    """
+
+    def __init__(self, shape: Sequence[int], embed_dim: int | None, activation: str = "relu",
+                 dropout: float = 0.0):
+        super().__init__()
+        (d,) = shape
+        self.net = nn.Identity() if embed_dim is None else mlp(
+            d, [embed_dim], activation=activation, dropout=dropout)
+        self.out_features = int(d if embed_dim is None else embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.net(x)
+
+
+class SequenceEncoder(nn.Module):
+    """Encoder of ``(n, T, F)`` frame sequences: two 1-D convolutions and masked mean pooling.
+
+    Frames that are entirely zero are padding and do not enter the pooled mean.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Per-row shape ``(T, F)``.
+    embed_dim : int or None
+        Output width (``None``: 64).
+    activation : str, default="relu"
+        Non-linearity.
+    dropout : float, default=0.0
+        Dropout before pooling.
+    kernel_size : int, default=5
+        Convolution width in frames.
+    """
+
+    def __init__(self, shape: Sequence[int], embed_dim: int | None, activation: str = "relu",
+                 dropout: float = 0.0, kernel_size: int = 5):
+        super().__init__()
+        _, f = shape
+        width = int(embed_dim or 64)
+        pad = kernel_size // 2
+        self.conv = nn.Sequential(
+            nn.Conv1d(f, width, kernel_size, padding=pad), make_activation(activation),
+            nn.Conv1d(width, width, kernel_size, padding=pad), make_activation(activation),
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.out_features = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        frame_mask = x.abs().sum(-1) > 0  # (n, T)
+        z = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (n, T, width)
+        return masked_mean(self.dropout(z), frame_mask, dim=1)
+
+
+class ImageEncoder(nn.Module):
+    """Encoder of ``(n, C, H, W)`` images: three conv blocks and global average pooling.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Per-row shape ``(C, H, W)``.
+    embed_dim : int or None
+        Output width (``None``: 64).
+    activation : str, default="relu"
+        Non-linearity.
+    dropout : float, default=0.0
+        Dropout before the output projection.
+    channels : sequence of int, default=(16, 32, 64)
+        Channels of the conv blocks.
+    """
+
+    def __init__(self, shape: Sequence[int], embed_dim: int | None, activation: str = "relu",
+                 dropout: float = 0.0, channels: Sequence[int] = (16, 32, 64)):
+        super().__init__()
+        c = shape[0]
+        layers: list[nn.Module] = []
+        for i, out in enumerate(channels):
+            layers += [nn.Conv2d(c, out, 3, padding=1), nn.BatchNorm2d(out),
+                       make_activation(activation)]
+            if i < len(channels) - 1:
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))
+            c = out
+        self.features = nn.Sequential(*layers)
+        width = int(embed_dim or 64)
+        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(c, width),
+                                  make_activation(activation))
+        self.out_features = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.proj(self.features(x).mean(dim=(2, 3)))
+
+
+#: Registry of encoders: name -> factory ``(shape, embed_dim, **params) -> nn.Module``.
+ENCODERS: dict[str, Callable[..., nn.Module]] = {
+    "features": FeatureEncoder,
+    "sequence": SequenceEncoder,
+    "image": ImageEncoder,
+}
+
+
+def default_encoder_kind(shape: Sequence[int]) -> str:
+    """Encoder name for a block of per-row ``shape``: by its number of dimensions."""
+    kinds = {1: "features", 2: "sequence", 3: "image"}
+    if len(shape) not in kinds:
+        raise ValueError(
+            f"cannot encode blocks with per-row shape {tuple(shape)}: expected (d,), (T, F) "
+            "or (C, H, W)."
+        )
+    return kinds[len(shape)]
+
+
+def make_encoder(shape: Sequence[int], embed_dim: int | None, kind: str | None = None,
+                 **params) -> nn.Module:
+    """Build the encoder of one block.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Per-row shape of the block.
+    embed_dim : int or None
+        Output width (``None`` keeps 2-D features as they are).
+    kind : str or None
+        A key of :data:`ENCODERS`; ``None`` chooses from ``shape``.
+    **params
+        Passed to the encoder.
+
+    Returns
+    -------
+    encoder : nn.Module
+        With an ``out_features`` attribute.
+    """
+    kind = kind or default_encoder_kind(shape)
+    if kind not in ENCODERS:
+        raise ValueError(f"Unknown encoder {kind!r}; expected one of {sorted(ENCODERS)}.")
+    return ENCODERS[kind](tuple(shape), embed_dim, **params)

@@ -1,0 +1,197 @@
+"""The complete multi-task network: encoders → fusion → architecture → task heads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .architectures import ARCHITECTURES, make_architecture
+from .encoders import default_encoder_kind, make_encoder
+from .fusion import FUSIONS
+from .heads import TaskHeads
+
+__all__ = ["MultiTaskModule"]
+
+_FUSION_CHOICES = sorted([*FUSIONS, "late"])
+
+
+class MultiTaskModule(nn.Module):
+    """A multi-task network over one or several input blocks (modalities).
+
+    Data flow for ``M`` blocks and ``T`` tasks::
+
+        blocks {name: (n, *shape)}, mask (n, M)
+          → one encoder per block            → embeddings (n, d_m)
+          → fusion (concat|attention|gated)  → h (n, d)           [+ tokens (n, M, e)]
+          → architecture                     → T representations (n, d_t)
+          → heads                            → T outputs (n, k_t)
+
+    With ``fusion="late"`` every block has its own architecture and heads, and each task's
+    outputs are averaged over the present blocks with learned, renormalised weights.
+
+    Parameters
+    ----------
+    block_shapes : mapping of str to tuple of int
+        Per-row shape of each input block, in input order.
+    task_outputs : sequence of int
+        Number of outputs of each task's head.
+    architecture : str or MultiTaskArchitecture subclass, default="shared_bottom"
+        A key of :data:`~sklearn_mtml.nn.architectures.ARCHITECTURES`.
+    fusion : {"concat", "attention", "gated", "late"}, default="concat"
+        How block embeddings are combined.
+    embed_dim : int, default=64
+        Width of block embeddings where they are needed (several blocks with an attention or
+        gated fusion, token-based architectures, sequence and image blocks).
+    encoders : mapping of str to str, optional
+        Encoder kind per block name, overriding the choice by shape.
+    encoder_params : mapping, optional
+        Keyword arguments for every encoder (``activation``, ``dropout``, ...).
+    modality_dropout : float, default=0.0
+        During training, the probability of hiding each present block of a row (at least one
+        present block per row is kept), so that the model learns to cope with missing ones.
+    **architecture_params
+        Hyperparameters of the architecture (``hidden_sizes``, ``tower_sizes``, ...).
+    """
+
+    def __init__(
+        self,
+        block_shapes: Mapping[str, Sequence[int]],
+        task_outputs: Sequence[int],
+        architecture: str = "shared_bottom",
+        fusion: str = "concat",
+        embed_dim: int = 64,
+        encoders: Mapping[str, str] | None = None,
+        encoder_params: Mapping | None = None,
+        modality_dropout: float = 0.0,
+        **architecture_params,
+    ):
+        super().__init__()
+        if fusion not in _FUSION_CHOICES:
+            raise ValueError(f"Unknown fusion {fusion!r}; expected one of {_FUSION_CHOICES}.")
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout!r}.")
+        self.block_names = list(block_shapes)
+        self.fusion_name = fusion
+        self.modality_dropout = float(modality_dropout)
+        encoders = dict(encoders or {})
+        unknown = sorted(set(encoders) - set(self.block_names))
+        if unknown:
+            raise ValueError(f"encoders names unknown blocks {unknown}; blocks are "
+                             f"{self.block_names}.")
+        arch_cls = ARCHITECTURES.get(architecture, architecture) if isinstance(
+            architecture, str) else architecture
+        n_blocks = len(self.block_names)
+        uses_tokens = bool(getattr(arch_cls, "uses_tokens", False)) and n_blocks > 1
+        fusion_cls = FUSIONS.get(fusion)
+        equal_dims = uses_tokens or (
+            fusion_cls is not None and fusion_cls.needs_equal_dims and n_blocks > 1)
+
+        def embed_for(shape):
+            if equal_dims or len(shape) > 1:
+                return embed_dim
+            return None
+
+        self.encoders = nn.ModuleDict({
+            name: make_encoder(shape, embed_for(shape), encoders.get(name),
+                               **dict(encoder_params or {}))
+            for name, shape in block_shapes.items()
+        })
+        self.token_dim = embed_dim if uses_tokens else None
+        n_tasks = len(task_outputs)
+        if fusion == "late":
+            self.fusion = None
+            self.architectures = nn.ModuleList(
+                make_architecture(architecture, enc.out_features, n_tasks, None,
+                                  **architecture_params)
+                for enc in self.encoders.values()
+            )
+            self.heads = nn.ModuleList(
+                TaskHeads(arch.out_features, task_outputs) for arch in self.architectures)
+            self.late_logits = nn.Parameter(torch.zeros(n_tasks, n_blocks))
+        else:
+            widths = [enc.out_features for enc in self.encoders.values()]
+            self.fusion = FUSIONS[fusion](widths) if n_blocks > 1 else FUSIONS["concat"](widths)
+            self.architecture = make_architecture(
+                architecture, self.fusion.out_features, n_tasks, self.token_dim,
+                **architecture_params)
+            self.heads = TaskHeads(self.architecture.out_features, task_outputs)
+
+    # -- introspection used by the weighting strategies ------------------------------------
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Parameters that every task's loss reaches: encoders, fusion, shared layers."""
+        params = list(self.encoders.parameters())
+        if self.fusion is not None:
+            params += list(self.fusion.parameters())
+            params += list(self.architecture.shared_parameters())
+        else:
+            for arch in self.architectures:
+                params += list(arch.shared_parameters())
+        return params
+
+    def last_shared_layer(self) -> nn.Module | None:
+        """The last layer shared by all tasks (for GradNorm), or ``None``."""
+        if self.fusion is not None:
+            layer = self.architecture.last_shared_layer()
+            if layer is not None:
+                return layer
+        from .layers import last_linear
+
+        return last_linear(self.encoders)
+
+    # -- forward ---------------------------------------------------------------------------
+    def _drop_modalities(self, mask: torch.Tensor) -> torch.Tensor:
+        drop = torch.rand(mask.shape, device=mask.device) < self.modality_dropout
+        keep = mask & ~drop
+        lost = ~keep.any(1, keepdim=True)
+        return torch.where(lost, mask, keep)
+
+    def forward(
+        self,
+        blocks: Mapping[str, torch.Tensor],
+        mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+    ):
+        """Compute every task's outputs.
+
+        Parameters
+        ----------
+        blocks : mapping of str to Tensor
+            One tensor ``(n, *shape)`` per block.
+        mask : Tensor of bool, shape (n, M), optional
+            Presence of each block per row (default: all present).
+        return_weights : bool, default=False
+            Also return the ``(n, M)`` per-row modality weights (``None`` for concat fusion).
+
+        Returns
+        -------
+        outputs : list of Tensor
+            One ``(n, k_t)`` tensor per task; with ``return_weights`` a tuple
+            ``(outputs, weights)``.
+        """
+        xs = [blocks[name] for name in self.block_names]
+        if mask is None:
+            mask = torch.ones(xs[0].shape[0], len(xs), dtype=torch.bool, device=xs[0].device)
+        if self.training and self.modality_dropout > 0 and len(xs) > 1:
+            mask = self._drop_modalities(mask)
+        embs = [enc(x) for enc, x in zip(self.encoders.values(), xs)]
+        if self.fusion is None:
+            outputs, weights = self._late(embs, mask)
+        else:
+            h, weights = self.fusion(embs, mask)
+            tokens = torch.stack(embs, dim=1) if self.token_dim is not None else None
+            reps = self.architecture(h, tokens, mask if tokens is not None else None)
+            outputs = self.heads(reps)
+        return (outputs, weights) if return_weights else outputs
+
+    def _late(self, embs, mask):
+        per_block = [heads(arch(e)) for arch, heads, e in
+                     zip(self.architectures, self.heads, embs)]
+        logits = self.late_logits.unsqueeze(0).masked_fill(~mask.unsqueeze(1), float("-inf"))
+        w = torch.nan_to_num(torch.softmax(logits, dim=2), nan=0.0)  # (n, T, M)
+        outputs = [
+            sum(w[:, t, m:m + 1] * per_block[m][t] for m in range(len(embs)))
+            for t in range(w.shape[1])
+        ]
+        return outputs, w.mean(1)

@@ -1,0 +1,385 @@
+"""Task kinds: target encoding, loss, output activation and metric for one task.
+
+A *task* is one target column of ``Y``. Each kind (``"binary"``, ``"multiclass"``,
+``"regression"``) is one small class behind the :data:`TASK_KINDS` registry; a new kind is
+one subclass of :class:`Task` and one registry entry.
+
+Targets are encoded once per fit into a float32 vector plus a boolean *label mask*: a missing
+label (``NaN`` or ``None``) gives ``mask=False`` and the task's loss ignores that row, while the
+row still trains every other task.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, r2_score
+from torch.nn import functional as F
+
+__all__ = [
+    "TASK_KINDS",
+    "BinaryTask",
+    "MulticlassTask",
+    "RegressionTask",
+    "Task",
+    "infer_task_kind",
+    "is_missing",
+    "make_task",
+]
+
+
+def is_missing(values: np.ndarray) -> np.ndarray:
+    """Return a boolean mask of missing entries (``None``, ``NaN``, ``pd.NA``, ``NaT``).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples,)
+        One target column, of any dtype.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (n_samples,)
+        ``True`` where the entry is missing.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "c":
+        return np.isnan(values)
+    if values.dtype.kind != "O":
+        return np.zeros(values.shape, dtype=bool)
+    out = np.zeros(values.shape, dtype=bool)
+    for i, v in enumerate(values):
+        if v is None:
+            out[i] = True
+        elif isinstance(v, (float, np.floating)) and np.isnan(v):
+            out[i] = True
+        else:
+            # pandas.NA / NaT compare oddly; ``v != v`` is their tell.
+            try:
+                out[i] = bool(v != v)
+            except (TypeError, ValueError):
+                out[i] = True
+    return out
+
+
+def _non_missing(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values)[~is_missing(values)]
+
+
+def infer_task_kind(values: np.ndarray) -> str:
+    """Infer a task kind from one target column, as :func:`sklearn.utils.multiclass.type_of_target`.
+
+    Non-integer floats give ``"regression"``; integers, strings and booleans give ``"binary"``
+    when the column holds at most two distinct labels and ``"multiclass"`` otherwise.
+    Missing entries are ignored.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples,)
+        One target column.
+
+    Returns
+    -------
+    kind : str
+        One of ``"binary"``, ``"multiclass"``, ``"regression"``.
+    """
+    present = _non_missing(values)
+    if present.dtype.kind == "O":
+        kinds = {type(v) for v in present}
+        if all(issubclass(k, (bool, np.bool_, int, np.integer, str)) for k in kinds):
+            return "binary" if len(set(present.tolist())) <= 2 else "multiclass"
+        try:
+            present = present.astype(np.float64)
+        except (TypeError, ValueError):
+            return "binary" if len(set(map(str, present))) <= 2 else "multiclass"
+    if present.dtype.kind == "f":
+        if present.size and not np.all(np.isfinite(present)):
+            return "regression"
+        if present.size == 0 or not np.all(present == np.round(present)):
+            return "regression"
+    if present.dtype.kind in "fiub" or present.dtype.kind in "US":
+        return "binary" if np.unique(present).size <= 2 else "multiclass"
+    return "regression"
+
+
+class Task:
+    """Base class of a task kind.
+
+    Parameters
+    ----------
+    name : str
+        The task's name (a column of ``Y``).
+
+    Attributes
+    ----------
+    n_outputs : int
+        Width of the network output this task's head must produce.
+    metric_name : str
+        Short name of the metric reported for this task (``"acc"``, ``"r2"``).
+    """
+
+    kind: ClassVar[str] = ""
+    metric_name: ClassVar[str] = ""
+    is_classification: ClassVar[bool] = False
+
+    def __init__(self, name: str):
+        self.name = name
+
+    # -- fitting and encoding ----------------------------------------------------------------
+    def fit(self, values: np.ndarray) -> Task:
+        """Learn the encoding of one target column (missing labels are ignored)."""
+        raise NotImplementedError
+
+    def encode(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Encode a target column into a float32 training target and a label mask.
+
+        Parameters
+        ----------
+        values : ndarray of shape (n_samples,)
+            Target column, missing labels as ``NaN``/``None``.
+
+        Returns
+        -------
+        target : ndarray of float32, shape (n_samples,)
+            Encoded target (class index or standardised value); ``0`` where missing.
+        mask : ndarray of bool, shape (n_samples,)
+            ``True`` where the row has a label.
+        """
+        raise NotImplementedError
+
+    # -- torch side ------------------------------------------------------------------------
+    @property
+    def n_outputs(self) -> int:
+        """Number of network outputs for this task."""
+        raise NotImplementedError
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss of shape ``(n,)`` from head output ``(n, n_outputs)``."""
+        raise NotImplementedError
+
+    # -- numpy side ------------------------------------------------------------------------
+    def decode(self, output: np.ndarray) -> np.ndarray:
+        """Turn raw head outputs ``(n, n_outputs)`` into predictions in the original space."""
+        raise NotImplementedError
+
+    def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        """Score predictions against original-space labels (missing labels skipped)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class _ClassificationTask(Task):
+    is_classification = True
+    metric_name = "acc"
+
+    def fit(self, values: np.ndarray) -> _ClassificationTask:
+        present = _non_missing(values)
+        if present.dtype.kind == "O":
+            try:
+                classes = np.unique(present)
+            except TypeError as exc:
+                raise ValueError(
+                    f"Task {self.name!r}: labels of mixed, unorderable types "
+                    f"({sorted({type(v).__name__ for v in present})}); "
+                    "expected labels of one type."
+                ) from exc
+        else:
+            classes = np.unique(present)
+        if classes.size < 2:
+            raise ValueError(
+                f"Task {self.name!r} has {classes.size} class"
+                f"{'' if classes.size == 1 else 'es'} in the labelled rows; a {self.kind} task "
+                "needs at least 2 classes."
+            )
+        self._check_n_classes(classes)
+        self.classes_ = classes
+        return self
+
+    def _check_n_classes(self, classes: np.ndarray) -> None:
+        pass
+
+    def encode(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values = np.asarray(values)
+        mask = ~is_missing(values)
+        target = np.zeros(values.shape[0], dtype=np.float32)
+        present = values[mask]
+        if present.dtype.kind == "O" and self.classes_.dtype.kind != "O":
+            try:
+                present = present.astype(self.classes_.dtype)
+            except (TypeError, ValueError):
+                pass
+        idx = np.searchsorted(self.classes_, present)
+        idx = np.clip(idx, 0, self.classes_.size - 1)
+        found = self.classes_[idx] == present
+        if not np.all(found):
+            unseen = np.unique(np.asarray(present)[~found].astype(str))[:5]
+            raise ValueError(
+                f"Task {self.name!r}: labels {list(unseen)} were not seen at fit; "
+                f"known classes are {list(self.classes_)}."
+            )
+        target[mask] = idx
+        return target, mask
+
+    def predict_proba(self, output: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` from raw head outputs."""
+        raise NotImplementedError
+
+    def decode(self, output: np.ndarray) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(output), axis=1)]
+
+    def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        mask = ~is_missing(y_true)
+        return float(accuracy_score(np.asarray(y_true)[mask].astype(self.classes_.dtype),
+                                    np.asarray(y_pred)[mask]))
+
+
+class BinaryTask(_ClassificationTask):
+    """Binary classification: one logit, sigmoid output, binary cross-entropy."""
+
+    kind = "binary"
+
+    def _check_n_classes(self, classes: np.ndarray) -> None:
+        if classes.size > 2:
+            raise ValueError(
+                f"Task {self.name!r} is declared 'binary' but has {classes.size} classes "
+                f"({list(classes[:10])}); declare it 'multiclass' instead."
+            )
+
+    @property
+    def n_outputs(self) -> int:
+        return 1
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(output[:, 0], target, reduction="none")
+
+    def predict_proba(self, output: np.ndarray) -> np.ndarray:
+        p1 = 1.0 / (1.0 + np.exp(-output[:, 0].astype(np.float64)))
+        return np.column_stack([1.0 - p1, p1])
+
+
+class MulticlassTask(_ClassificationTask):
+    """Multi-class classification: one logit per class, softmax output, cross-entropy."""
+
+    kind = "multiclass"
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.classes_.size)
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, target.long(), reduction="none")
+
+    def predict_proba(self, output: np.ndarray) -> np.ndarray:
+        z = output.astype(np.float64)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+class RegressionTask(Task):
+    """Regression: one linear output on a standardised target, mean squared error.
+
+    The target is standardised with its fit-time mean and standard deviation so that tasks of
+    different scales have comparable losses; predictions are mapped back to the original scale.
+    """
+
+    kind = "regression"
+    metric_name = "r2"
+
+    def fit(self, values: np.ndarray) -> RegressionTask:
+        present = self._as_float(_non_missing(values))
+        if present.size == 0:
+            raise ValueError(f"Task {self.name!r} has no labelled rows.")
+        if not np.all(np.isfinite(present)):
+            raise ValueError(f"Task {self.name!r}: regression targets contain inf.")
+        self.mean_ = float(present.mean())
+        std = float(present.std())
+        self.scale_ = std if std > 0 else 1.0
+        return self
+
+    def _as_float(self, values: np.ndarray) -> np.ndarray:
+        try:
+            return np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            bad = next((v for v in np.asarray(values, dtype=object) if not _is_number(v)), None)
+            raise ValueError(
+                f"Task {self.name!r} is a regression task but its targets are not numeric "
+                f"(found {bad!r}); declare it 'binary' or 'multiclass', or pass numbers."
+            ) from exc
+
+    def encode(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values = np.asarray(values)
+        mask = ~is_missing(values)
+        target = np.zeros(values.shape[0], dtype=np.float32)
+        present = self._as_float(values[mask])
+        if not np.all(np.isfinite(present)):
+            raise ValueError(f"Task {self.name!r}: regression targets contain inf.")
+        target[mask] = (present - self.mean_) / self.scale_
+        return target, mask
+
+    @property
+    def n_outputs(self) -> int:
+        return 1
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (output[:, 0] - target) ** 2
+
+    def decode(self, output: np.ndarray) -> np.ndarray:
+        return output[:, 0].astype(np.float64) * self.scale_ + self.mean_
+
+    def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        mask = ~is_missing(y_true)
+        return float(r2_score(self._as_float(np.asarray(y_true)[mask]), np.asarray(y_pred)[mask]))
+
+
+def _is_number(v: object) -> bool:
+    try:
+        float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+#: Registry of task kinds: name -> class.
+TASK_KINDS: dict[str, type[Task]] = {
+    "binary": BinaryTask,
+    "multiclass": MulticlassTask,
+    "regression": RegressionTask,
+}
+
+
+def make_task(name: str, kind: str, values: np.ndarray) -> Task:
+    """Create and fit the task ``name`` of kind ``kind`` on its target column.
+
+    Parameters
+    ----------
+    name : str
+        Task name.
+    kind : str or None
+        A key of :data:`TASK_KINDS`, or ``None`` to infer it with :func:`infer_task_kind`.
+    values : ndarray of shape (n_samples,)
+        The task's target column.
+
+    Returns
+    -------
+    task : Task
+        The fitted task.
+    """
+    present = _non_missing(values)
+    if present.size == 0:
+        raise ValueError(
+            f"Task {name!r} has no labelled row: every target is missing. Drop the task or "
+            "provide labels."
+        )
+    if kind is None:
+        kind = infer_task_kind(values)
+    if kind not in TASK_KINDS:
+        raise ValueError(
+            f"Unknown kind {kind!r} for task {name!r}; expected one of {sorted(TASK_KINDS)}."
+        )
+    return TASK_KINDS[kind](name).fit(values)
