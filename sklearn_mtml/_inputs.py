@@ -21,6 +21,8 @@ SINGLE_BLOCK = "X"
 
 def is_block_input(X: object) -> bool:
     """Whether ``X`` holds several blocks: a mapping, or a ``ModalityBlocks``-like container."""
+    if sp.issparse(X):  # a DOK matrix is a Mapping, but one block
+        return False
     return isinstance(X, Mapping) or (hasattr(X, "blocks") and hasattr(X, "masks"))
 
 

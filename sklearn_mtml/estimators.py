@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils._tags import Tags
+from sklearn.utils import ClassifierTags, RegressorTags, Tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
@@ -290,8 +290,10 @@ class MultiTaskNet(NeuralNet):
         return BaseEstimator._get_param_names.__func__(cls)
 
     def _get_param_names(self) -> list[str]:
-        prefixed = [k for k in self.__dict__ if "__" in k and not k.endswith("_")]
-        return [*self._get_init_param_names(), *prefixed]
+        names = self._get_init_param_names()
+        extra = [k for k in self.__dict__
+                 if k not in names and not k.endswith("_") and not k.startswith("_")]
+        return [*names, *extra]
 
     def __sklearn_tags__(self) -> Tags:  # noqa: D105
         tags = super().__sklearn_tags__()
@@ -300,6 +302,10 @@ class MultiTaskNet(NeuralNet):
         tags.target_tags.multi_output = True
         tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
+        # Classification tasks may be multi-class, and several of them form a multi-label
+        # problem; regression tasks may sit beside them.
+        tags.classifier_tags = ClassifierTags(multi_class=True, multi_label=True)
+        tags.regressor_tags = RegressorTags()
         # cuDNN/cuBLAS kernels make CUDA training non-reproducible; on the CPU a fixed
         # random_state gives identical runs.
         with contextlib.suppress(ValueError):
@@ -343,10 +349,19 @@ class MultiTaskNet(NeuralNet):
 
     def set_params(self, **params: Any) -> MultiTaskNet:
         """Set parameters (skorch semantics: re-initialise what a changed parameter affects)."""
-        if self.initialized_ and "device_" in self.__dict__:
-            with self._on_resolved_device():
-                return super().set_params(**params)
-        return super().set_params(**params)
+        if not self.initialized_:
+            # Nothing to re-initialise: store the values (validated at fit, as in sklearn).
+            valid = set(self.get_params(deep=False))
+            for key, value in params.items():
+                if key not in valid and "__" not in key:
+                    raise ValueError(
+                        f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
+                        f"Valid parameters are: {sorted(valid)}."
+                    )
+                setattr(self, key, value)
+            return self
+        with self._on_resolved_device():
+            return super().set_params(**params)
 
     # ------------------------------------------------------------------------------------
     # skorch initialisation hooks
@@ -381,6 +396,11 @@ class MultiTaskNet(NeuralNet):
             self.weighting, self._base_weights(), [t.kind for t in self.tasks_.values()],
             **self.get_params_for("weighting"),
         )
+        if "weighting" not in self._modules:
+            # "weighting" is a known prefix, so skorch does not register weighting_ by itself:
+            # register it so that it is moved to the device and its learnable parameters
+            # (e.g. uncertainty log-variances) are trained by the optimizer.
+            self._modules = [*self._modules, "weighting"]
         return self
 
     def initialize_criterion(self) -> MultiTaskNet:
@@ -509,7 +529,7 @@ class MultiTaskNet(NeuralNet):
             if X is None:
                 raise ValueError("X is None; expected an array-like of shape (n, n_features).")
             arr = validate_data(
-                self, X, reset=reset, accept_sparse=("csr", "csc", "coo"), dtype=np.float32,
+                self, X, reset=reset, accept_sparse=True, dtype=np.float32,
                 ensure_min_samples=1,
             )
             if hasattr(arr, "toarray"):

@@ -219,8 +219,8 @@ class _ClassificationTask(Task):
         if not np.all(found):
             unseen = np.unique(np.asarray(present)[~found].astype(str))[:5]
             raise ValueError(
-                f"Task {self.name!r}: labels {list(unseen)} were not seen at fit; "
-                f"known classes are {list(self.classes_)}."
+                f"Task {self.name!r}: labels {unseen.tolist()} were not seen at fit; "
+                f"known classes are {self.classes_.tolist()}."
             )
         target[mask] = idx
         return target, mask
@@ -234,8 +234,9 @@ class _ClassificationTask(Task):
 
     def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         mask = ~is_missing(y_true)
-        return float(accuracy_score(np.asarray(y_true)[mask].astype(self.classes_.dtype),
-                                    np.asarray(y_pred)[mask]))
+        dtype = self.classes_.dtype
+        return float(accuracy_score(np.asarray(y_true)[mask].astype(dtype),
+                                    np.asarray(y_pred)[mask].astype(dtype)))
 
 
 class BinaryTask(_ClassificationTask):
@@ -247,7 +248,7 @@ class BinaryTask(_ClassificationTask):
         if classes.size > 2:
             raise ValueError(
                 f"Task {self.name!r} is declared 'binary' but has {classes.size} classes "
-                f"({list(classes[:10])}); declare it 'multiclass' instead."
+                f"({classes[:10].tolist()}); declare it 'multiclass' instead."
             )
 
     @property
@@ -334,7 +335,8 @@ class RegressionTask(Task):
 
     def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         mask = ~is_missing(y_true)
-        return float(r2_score(self._as_float(np.asarray(y_true)[mask]), np.asarray(y_pred)[mask]))
+        return float(r2_score(self._as_float(np.asarray(y_true)[mask]),
+                              self._as_float(np.asarray(y_pred)[mask])))
 
 
 def _is_number(v: object) -> bool:
