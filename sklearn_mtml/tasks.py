@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import r2_score
 from torch.nn import functional as F
 
 __all__ = [
@@ -178,7 +178,7 @@ class _ClassificationTask(Task):
     metric_name = "acc"
 
     def fit(self, values: np.ndarray) -> _ClassificationTask:
-        present = _non_missing(values)
+        present = _homogeneous(_non_missing(values))
         if present.dtype.kind == "O":
             try:
                 classes = np.unique(present)
@@ -235,8 +235,8 @@ class _ClassificationTask(Task):
     def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         mask = ~is_missing(y_true)
         dtype = self.classes_.dtype
-        return float(accuracy_score(np.asarray(y_true)[mask].astype(dtype),
-                                    np.asarray(y_pred)[mask].astype(dtype)))
+        y_true = np.asarray(y_true)[mask].astype(dtype)
+        return float(np.mean(y_true == np.asarray(y_pred)[mask].astype(dtype)))
 
 
 class BinaryTask(_ClassificationTask):
@@ -337,6 +337,17 @@ class RegressionTask(Task):
         mask = ~is_missing(y_true)
         return float(r2_score(self._as_float(np.asarray(y_true)[mask]),
                               self._as_float(np.asarray(y_pred)[mask])))
+
+
+def _homogeneous(values: np.ndarray) -> np.ndarray:
+    """Give an object array of labels of one plain type (ints, strings, ...) that type's dtype."""
+    if values.dtype.kind != "O" or values.size == 0:
+        return values
+    if len({type(v) for v in values}) == 1:
+        typed = np.array(values.tolist())
+        if typed.dtype.kind in "biufU":
+            return typed
+    return values
 
 
 def _is_number(v: object) -> bool:

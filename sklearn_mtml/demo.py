@@ -1,0 +1,113 @@
+"""The demo: ``python -m sklearn_mtml.demo``.
+
+Trains one multi-task network on 3,000 real clothing reviews shipped with the package
+(text + tabular inputs; four tasks of three kinds, with missing labels) and prints per-task
+test scores beside simple baselines and single-task networks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+__all__ = ["main", "reviews_demo"]
+
+
+def _print_table(title: str, rows: dict[str, dict[str, float]], tasks: list[str]) -> None:
+    print(f"\n{title}")
+    width = max(len(r) for r in rows) + 2
+    print("model".ljust(width) + "".join(t[:22].rjust(24) for t in tasks))
+    for name, scores in rows.items():
+        cells = "".join(f"{scores.get(t, float('nan')):24.3f}" for t in tasks)
+        print(name.ljust(width) + cells)
+
+
+def reviews_demo(max_epochs: int = 30, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Multi-task network on the shipped reviews; return per-task test scores per model.
+
+    Inputs: TF-IDF + SVD of the title and review text, age and division (one-hot). Tasks:
+    ``Rating`` (5 classes), ``Recommended IND`` (binary), ``Department Name`` (6 classes,
+    2 missing labels) and ``log1p(Positive Feedback Count)`` (regression). Scores: accuracy
+    for classification, R² for regression, on a 25% test split.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+    from sklearn_mtml import MultiTaskNet
+    from sklearn_mtml.datasets import load_reviews
+    from sklearn_mtml.tasks import is_missing
+
+    X, Y = load_reviews(as_frame=False)
+    text = np.array([" ".join(s for s in (t, r) if s) for t, r in
+                     zip(X["Title"], X["Review Text"])], dtype=object)
+    table = np.column_stack([text, X["Age"], np.where(is_missing(X["Division Name"]), "none",
+                                                       X["Division Name"])])
+    Y["Positive Feedback Count"] = np.log1p(Y["Positive Feedback Count"])
+    tasks = {"Rating": "multiclass", "Recommended IND": "binary",
+             "Department Name": "multiclass", "Positive Feedback Count": "regression"}
+    names = list(tasks)
+    Ymat = np.empty((len(text), len(names)), dtype=object)
+    for j, name in enumerate(names):
+        Ymat[:, j] = Y[name]
+    tr, te = train_test_split(np.arange(len(text)), test_size=0.25, random_state=seed)
+    features = ColumnTransformer([
+        ("text", make_pipeline(TfidfVectorizer(min_df=2, sublinear_tf=True, ngram_range=(1, 2)),
+                               TruncatedSVD(128, random_state=seed), StandardScaler()), 0),
+        ("age", make_pipeline(FunctionTransformer(lambda a: np.asarray(a, dtype=float)),
+                              StandardScaler()), [1]),
+        ("division", OneHotEncoder(handle_unknown="ignore"), [2]),
+    ], sparse_threshold=0)
+    Xtr = features.fit_transform(table[tr])
+    Xte = features.transform(table[te])
+
+    def labelled(j, idx):
+        return ~is_missing(Ymat[idx, j])
+
+    results: dict[str, dict[str, float]] = {}
+    base = {}
+    for j, name in enumerate(names):
+        m_tr, m_te = labelled(j, tr), labelled(j, te)
+        dummy = DummyRegressor() if tasks[name] == "regression" else DummyClassifier()
+        y_tr = Ymat[tr][m_tr, j].astype(float if tasks[name] == "regression" else str)
+        y_te = Ymat[te][m_te, j].astype(float if tasks[name] == "regression" else str)
+        base[name] = dummy.fit(Xtr[m_tr], y_tr).score(Xte[m_te], y_te)
+    results["majority / mean"] = base
+
+    common = {"max_epochs": max_epochs, "lr": 1e-3, "batch_size": 64, "random_state": seed,
+              "module__hidden_sizes": (256,), "module__tower_sizes": (64,),
+              "module__dropout": 0.3, "optimizer__weight_decay": 1e-2}
+    single = {}
+    for j, name in enumerate(names):
+        net = MultiTaskNet(tasks={name: tasks[name]}, **common)
+        net.fit(Xtr, Ymat[tr, j])
+        single[name] = net.score_tasks(Xte, Ymat[te, j])[name]
+    results["single-task networks"] = single
+
+    start = time.perf_counter()
+    net = MultiTaskNet(tasks=tasks, **common).fit(Xtr, Ymat[tr])
+    seconds = time.perf_counter() - start
+    results["multi-task network"] = net.score_tasks(Xte, Ymat[te])
+    _print_table(f"Clothing reviews: 2,250 train / 750 test rows; accuracy or R² per task "
+                 f"(multi-task fit {seconds:.1f} s on {net.device_})", results, names)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the demo from the command line."""
+    parser = argparse.ArgumentParser(prog="python -m sklearn_mtml.demo",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    reviews_demo(args.epochs, args.seed)
+
+
+if __name__ == "__main__":
+    main()
