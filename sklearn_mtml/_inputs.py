@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["InputLayout", "is_block_input", "split_blocks"]
+__all__ = ["InputLayout", "convert_blocks", "is_block_input", "prefix_groups", "split_blocks"]
 
 #: Name of the single block made from a plain 2-D ``X``.
 SINGLE_BLOCK = "X"
@@ -24,6 +24,22 @@ def is_block_input(X: object) -> bool:
     if sp.issparse(X):  # a DOK matrix is a Mapping, but one block
         return False
     return isinstance(X, Mapping) or (hasattr(X, "blocks") and hasattr(X, "masks"))
+
+
+def prefix_groups(feature_names: np.ndarray | None) -> dict[str, np.ndarray] | None:
+    """Group ``"modality__feature"`` column names by modality.
+
+    Returns ``{modality: column indices}`` when every name has a ``"__"`` prefix and there are
+    at least two modalities, else ``None`` (the columns form one block).
+    """
+    if feature_names is None or len(feature_names) == 0:
+        return None
+    prefixes = [str(n).split("__", 1)[0] if "__" in str(n) else None for n in feature_names]
+    if any(p is None for p in prefixes) or len(set(prefixes)) < 2:
+        return None
+    order = list(dict.fromkeys(prefixes))
+    arr = np.asarray(prefixes)
+    return {p: np.flatnonzero(arr == p) for p in order}
 
 
 def split_blocks(X: object) -> tuple[dict[str, object], dict[str, np.ndarray] | None]:
@@ -65,16 +81,22 @@ class InputLayout:
         Per-row shape of each block.
     single : bool
         ``True`` when the input was one plain 2-D matrix.
+    groups : dict of str to ndarray, or None
+        For a 2-D input whose columns are named ``"modality__feature"``: the column indices
+        of each modality's block.
     """
 
     names: list[str]
     shapes: dict[str, tuple[int, ...]]
     single: bool
+    groups: dict[str, np.ndarray] | None = None
 
     @classmethod
-    def from_blocks(cls, blocks: Mapping[str, np.ndarray], single: bool) -> InputLayout:
+    def from_blocks(cls, blocks: Mapping[str, np.ndarray], single: bool,
+                    groups: dict[str, np.ndarray] | None = None) -> InputLayout:
         """Record the layout of converted blocks."""
-        return cls(list(blocks), {k: tuple(v.shape[1:]) for k, v in blocks.items()}, single)
+        return cls(list(blocks), {k: tuple(v.shape[1:]) for k, v in blocks.items()}, single,
+                   groups)
 
     def check(self, blocks: Mapping[str, np.ndarray]) -> None:
         """Raise a clear error when ``blocks`` differ from the fitted layout."""

@@ -29,7 +29,7 @@ from skorch.dataset import ValidSplit
 from skorch.utils import TeeGenerator
 from torch import nn
 
-from ._inputs import SINGLE_BLOCK, InputLayout, convert_blocks, is_block_input
+from ._inputs import SINGLE_BLOCK, InputLayout, convert_blocks, is_block_input, prefix_groups
 from .nn.model import MultiTaskModule
 from .tasks import Task, is_missing, make_task
 from .weighting import make_weighting
@@ -534,8 +534,15 @@ class MultiTaskNet(NeuralNet):
             )
             if hasattr(arr, "toarray"):
                 arr = arr.toarray()
-            blocks = {SINGLE_BLOCK: np.asarray(arr, dtype=np.float32)}
-            mask = np.ones((arr.shape[0], 1), dtype=bool)
+            arr = np.asarray(arr, dtype=np.float32)
+            # "modality__feature" column names (ModalityFusion's concat output) give blocks
+            groups = (prefix_groups(getattr(self, "feature_names_in_", None)) if reset
+                      else self.layout_.groups)
+            if groups:
+                blocks = {name: arr[:, idx] for name, idx in groups.items()}
+            else:
+                blocks = {SINGLE_BLOCK: arr}
+            mask = np.ones((arr.shape[0], len(blocks)), dtype=bool)
         if not reset:
             self.layout_.check(blocks)
         return blocks, mask
@@ -558,7 +565,10 @@ class MultiTaskNet(NeuralNet):
         self.tasks_ = tasks
         self.task_names_ = names
         self._y_1d = is_1d
-        self.layout_ = InputLayout.from_blocks(blocks, single=not is_block_input(X))
+        self.layout_ = InputLayout.from_blocks(
+            blocks, single=not is_block_input(X),
+            groups=None if is_block_input(X) else prefix_groups(
+                getattr(self, "feature_names_in_", None)))
         self.device_ = _resolve_device(self.device)
         self._base_weights()  # validates loss_weights against the task names
         classes = [getattr(t, "classes_", None) for t in tasks.values()]

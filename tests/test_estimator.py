@@ -330,3 +330,16 @@ def test_dict_of_blocks_with_missing_modality_rows():
         net.predict({"a": a})
     with pytest.raises(ValueError, match="Block 'b' has per-row shape"):
         net.predict({"a": a, "b": b[:, :4]})
+
+
+def test_prefixed_feature_names_become_blocks():
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.randn(120, 5).astype(np.float32),
+                     columns=["img__a", "img__b", "txt__a", "txt__b", "txt__c"])
+    y = (X["img__a"] > 0).astype(int)
+    net = MultiTaskNet(**SMALL, fusion="attention", random_state=0).fit(X, y)
+    assert net.layout_.names == ["img", "txt"]
+    assert net.modality_weights(X).shape == (120, 2)
+    assert net.n_features_in_ == 5
+    plain = MultiTaskNet(**SMALL).fit(X.to_numpy(), y)
+    assert plain.layout_.names == ["X"]
