@@ -1,0 +1,12 @@
+"""Per-modality feature transformers: audio, images and text.
+
+Each transformer takes one modality column (a pandas Series, a list, a 1-D object array or a
+one-column DataFrame of per-row items) and returns float32 features. Missing rows (``None`` or
+NaN) give all-zero output rows; they are never dropped.
+"""
+
+from .audio import AudioFeatures
+from .image import ImageFeatures
+from .text import TextFeatures
+
+__all__ = ["AudioFeatures", "ImageFeatures", "TextFeatures"]

@@ -56,7 +56,12 @@ def is_path(item: Any) -> bool:
 
 
 def row_error(
-    cls: type[Exception], row: int, message: str, *, name: str = "", cause: BaseException | None = None
+    cls: type[Exception],
+    row: int,
+    message: str,
+    *,
+    name: str = "",
+    cause: BaseException | None = None,
 ) -> Exception:
     """Build an exception whose message names the transformer and the offending row.
 
@@ -136,6 +141,13 @@ def column_to_items(
     elif _is_series(X):
         items = X.tolist()
     elif isinstance(X, np.ndarray):
+        if X.dtype.kind == "c":
+            raise ValueError(f"{name}: Complex data not supported; expected real numbers")
+        if X.ndim == 2 and X.shape[1] == 0:
+            raise ValueError(
+                f"{name}: found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 "
+                "is required."
+            )
         if X.dtype == object or X.dtype.kind in "USO" or numeric_array is None:
             if X.ndim == 1:
                 items = list(X)
@@ -156,8 +168,6 @@ def column_to_items(
                     f"column, got an array of shape {X.shape}"
                 )
         else:
-            if X.dtype.kind == "c":
-                raise ValueError(f"{name}: complex data is not supported")
             items = numeric_array(X)
     elif isinstance(X, (list, tuple)):
         items = list(X)
@@ -209,7 +219,7 @@ def to_float_array(item: Any, row: int, name: str, what: str) -> np.ndarray:
     return arr
 
 
-class ModalityTransformer(TransformerMixin, BaseEstimator):
+class ModalityTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Base class of the per-modality transformers.
 
     Subclasses implement ``fit``, ``_transform`` (which returns an ndarray or a sparse matrix)
