@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+from threadpoolctl import threadpool_limits
 
 _DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -29,3 +31,17 @@ def shared_data() -> Path:
             "real data folder not found: set SKLEARN_MTML_DATA or place it at ../shared/data"
         )
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread_per_process():
+    """Run torch and BLAS on one thread during the tests.
+
+    The test networks are tiny and CI machines have 2 shared cores: multithreaded OpenMP/BLAS
+    spins and runs 10x+ slower there. Tests that check parallelism (``n_jobs``) set their own.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(previous)

@@ -215,7 +215,8 @@ def test_pipeline_and_gridsearch_over_loss_weights():
 
 
 def test_clone_and_get_set_params_round_trip():
-    net = MultiTaskNet(loss_weights={"a": 2.0}, module__hidden_sizes=(8,), optimizer__weight_decay=0.1)
+    net = MultiTaskNet(loss_weights={"a": 2.0}, module__hidden_sizes=(8,),
+                       optimizer__weight_decay=0.1)
     params = net.get_params()
     assert params["module__hidden_sizes"] == (8,)
     cloned = clone(net)

@@ -10,23 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
 from sklearn_mtml.features import AudioFeatures
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the CPUs of the test machine are shared: multithreaded BLAS/OpenMP spins and slows down
-    # 10x+; the torch backend's own parallelism (n_jobs) is tested explicitly
-    torch = pytest.importorskip("torch")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(previous)
 
 ALL_FEATURES = (
     "mfcc", "delta", "delta2", "logmel", "chroma", "contrast",

@@ -10,16 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
 from sklearn_mtml.features import TextFeatures
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    # the CPUs of the test machine are shared: multithreaded BLAS spins and slows down 10x+
-    with threadpool_limits(1):
-        yield
 
 # ----------------------------------------------------------------------------- sklearn checks
 

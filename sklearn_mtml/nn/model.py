@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .architectures import ARCHITECTURES, make_architecture
-from .encoders import default_encoder_kind, make_encoder
+from .encoders import make_encoder
 from .fusion import FUSIONS
 from .heads import TaskHeads
 
