@@ -5,6 +5,8 @@ from .estimators import MultiTaskNet
 from .features import AudioFeatures, ImageFeatures, TextFeatures
 from .fusion import ModalityFusion
 from .late_fusion import LateFusionClassifier, LateFusionRegressor
+from .metrics import delta_p, task_scorer, task_scorers
+from .plotting import plot_history
 from .weighting import WEIGHTINGS, Weighting
 
 __version__ = "0.1.0"
@@ -21,4 +23,8 @@ __all__ = [
     "TextFeatures",
     "Weighting",
     "__version__",
+    "delta_p",
+    "plot_history",
+    "task_scorer",
+    "task_scorers",
 ]

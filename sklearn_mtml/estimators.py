@@ -238,6 +238,8 @@ class MultiTaskNet(NeuralNet):
     virtual_params_ = MappingProxyType({})
     use_caching = "auto"
     prefixes_ = [*NeuralNet.prefixes_, "weighting"]
+    # weighting_ may hold CUDA tensors: pickle it with skorch's device-independent mechanism.
+    cuda_dependent_attributes_ = [*NeuralNet.cuda_dependent_attributes_, "weighting_"]
 
     def __init__(
         self,
@@ -824,7 +826,8 @@ ModalityBlocks
         return outputs
 
     @torch.no_grad()
-    def _infer(self, X: Any, weights: bool) -> tuple[list[np.ndarray], np.ndarray | None]:
+    def _infer(self, X: Any, weights: bool, on_chunk: Any = None
+               ) -> tuple[list[np.ndarray], np.ndarray | None]:
         self.check_is_fitted()
         blocks, mask = self._validate_X(X, reset=False)
         self._set_training(False)
@@ -837,6 +840,8 @@ ModalityBlocks
             xb = {k: self._to_device(v[start:stop]) for k, v in blocks.items()}
             out, w = self.module_(xb, self._to_device(mask[start:stop]), return_weights=True)
             chunks.append(out)
+            if on_chunk is not None:
+                on_chunk()
             if weights and w is not None:
                 weight_chunks.append(w)
         outputs = [torch.cat([c[t] for c in chunks]).float().cpu().numpy()
@@ -863,6 +868,34 @@ ModalityBlocks
             _, mask = self._validate_X(X, reset=False)
             w = mask / np.maximum(mask.sum(1, keepdims=True), 1)
         return w
+
+    def attention_weights(self, X: Any) -> np.ndarray:
+        """Attention of each task's queries over the input tokens (``task_attention`` only).
+
+        Parameters
+        ----------
+        X : array-like, dict of arrays or ModalityBlocks
+            Input with the fitted layout.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, n_tasks, n_tokens)
+            Rows sum to 1 over the present tokens. Tokens are the input blocks (modalities)
+            when there are several, else the architecture's learned feature groups.
+        """
+        self.check_is_fitted()
+        arch = getattr(self.module_, "architecture", None)
+        if arch is None or not hasattr(arch, "recording_attention"):
+            raise ValueError(
+                "attention_weights needs architecture='task_attention' and a fusion other than "
+                f"'late'; this net has architecture={self.architecture!r}, "
+                f"fusion={self.fusion!r}."
+            )
+        collected: list[torch.Tensor] = []
+        with arch.recording_attention():
+            self._infer(X, weights=False,
+                        on_chunk=lambda: collected.append(arch.last_attention_))
+        return torch.cat(collected).float().cpu().numpy()
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict every task.

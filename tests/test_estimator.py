@@ -344,3 +344,18 @@ def test_prefixed_feature_names_become_blocks():
     assert net.n_features_in_ == 5
     plain = MultiTaskNet(**SMALL).fit(X.to_numpy(), y)
     assert plain.layout_.names == ["X"]
+
+
+def test_attention_weights_of_task_attention():
+    rng = np.random.RandomState(0)
+    blocks = {"a": rng.randn(80, 4).astype(np.float32), "b": rng.randn(80, 3).astype(np.float32)}
+    blocks["b"][:10] = np.nan
+    Y = np.column_stack([(blocks["a"][:, 0] > 0), rng.randint(0, 3, 80)]).astype(int)
+    net = MultiTaskNet(max_epochs=2, architecture="task_attention", random_state=0)
+    net.fit(blocks, Y)
+    w = net.attention_weights(blocks)
+    assert w.shape[:2] == (80, 2) and w.shape[2] == 2
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(w[:10, :, 1], 0.0, atol=1e-6)
+    with pytest.raises(ValueError, match="attention_weights needs architecture='task_attention'"):
+        MultiTaskNet(max_epochs=1).fit(blocks, Y).attention_weights(blocks)
