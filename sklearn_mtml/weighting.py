@@ -22,11 +22,13 @@ strategy uses them as they are; adaptive strategies multiply them in as priors.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import nn
+
+from ._registry import build, registrar
 
 __all__ = [
     "WEIGHTINGS",
@@ -46,15 +48,8 @@ __all__ = [
 WEIGHTINGS: dict[str, type[Weighting]] = {}
 
 
-def register_weighting(name: str) -> Callable[[type], type]:
-    """Class decorator that adds a strategy to :data:`WEIGHTINGS` under ``name``."""
-
-    def decorator(cls: type) -> type:
-        WEIGHTINGS[name] = cls
-        cls.registry_name = name
-        return cls
-
-    return decorator
+#: Class decorator ``@register_weighting(name)`` adding a strategy to :data:`WEIGHTINGS`.
+register_weighting = registrar(WEIGHTINGS)
 
 
 class Weighting(nn.Module):
@@ -464,7 +459,7 @@ class RandomLossWeighting(Weighting):
 
 
 def make_weighting(
-    weighting: str | type[Weighting] | Weighting,
+    weighting: str | type[Weighting],
     base_weights: Sequence[float],
     task_kinds: Sequence[str],
     **params,
@@ -474,25 +469,8 @@ def make_weighting(
     Raises
     ------
     ValueError
-        For an unknown name or a hyperparameter the strategy does not take.
+        For an unknown name or a hyperparameter the strategy does not take (named as the
+        ``weighting__<param>`` the user passed).
     """
-    if isinstance(weighting, str):
-        if weighting not in WEIGHTINGS:
-            raise ValueError(
-                f"Unknown weighting {weighting!r}; expected one of {sorted(WEIGHTINGS)} or a "
-                "Weighting subclass."
-            )
-        cls = WEIGHTINGS[weighting]
-    elif isinstance(weighting, type) and issubclass(weighting, Weighting):
-        cls = weighting
-    else:
-        raise TypeError(f"weighting must be a name or a Weighting subclass, got {weighting!r}.")
-    try:
-        return cls(base_weights, task_kinds, **params)
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc):
-            raise ValueError(
-                f"weighting {getattr(cls, 'registry_name', cls.__name__)!r} does not take the "
-                f"parameters {['weighting__' + k for k in params]}: {exc}"
-            ) from exc
-        raise
+    return build(WEIGHTINGS, Weighting, weighting, base_weights, task_kinds,
+                 what="weighting", prefix="weighting", **params)

@@ -26,11 +26,12 @@ A new architecture is one subclass plus one :func:`register_architecture` entry.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
+from .._registry import build, registrar
 from .layers import last_linear, make_activation, mlp
 
 __all__ = [
@@ -50,15 +51,8 @@ __all__ = [
 ARCHITECTURES: dict[str, type[MultiTaskArchitecture]] = {}
 
 
-def register_architecture(name: str) -> Callable[[type], type]:
-    """Class decorator that adds an architecture to :data:`ARCHITECTURES` under ``name``."""
-
-    def decorator(cls: type) -> type:
-        ARCHITECTURES[name] = cls
-        cls.registry_name = name
-        return cls
-
-    return decorator
+#: Class decorator ``@register_architecture(name)`` adding a class to :data:`ARCHITECTURES`.
+register_architecture = registrar(ARCHITECTURES)
 
 
 class MultiTaskArchitecture(nn.Module):
@@ -765,33 +759,5 @@ def make_architecture(
         For an unknown name, or a hyperparameter the architecture does not take (named as the
         ``module__<param>`` the user passed).
     """
-    if isinstance(name, str):
-        if name not in ARCHITECTURES:
-            raise ValueError(
-                f"Unknown architecture {name!r}; expected one of {sorted(ARCHITECTURES)} or a "
-                "MultiTaskArchitecture subclass."
-            )
-        cls = ARCHITECTURES[name]
-    elif isinstance(name, type) and issubclass(name, MultiTaskArchitecture):
-        cls = name
-    else:
-        raise TypeError(
-            f"architecture must be a name or a MultiTaskArchitecture subclass, got {name!r}."
-        )
-    try:
-        return cls(in_features, n_tasks, token_dim, **params)
-    except TypeError as exc:
-        if "unexpected keyword" in str(exc):
-            import inspect
-
-            accepted = [
-                p for p in inspect.signature(cls.__init__).parameters
-                if p not in {"self", "in_features", "n_tasks", "token_dim"}
-            ]
-            bad = sorted(set(params) - set(accepted))
-            raise ValueError(
-                f"architecture {getattr(cls, 'registry_name', cls.__name__)!r} does not take "
-                f"{['module__' + b for b in bad]}; it accepts "
-                f"{['module__' + a for a in accepted]}."
-            ) from exc
-        raise
+    return build(ARCHITECTURES, MultiTaskArchitecture, name, in_features, n_tasks, token_dim,
+                 what="architecture", prefix="module", **params)
