@@ -4,7 +4,8 @@ The encoder of a block is chosen from the block's per-row shape:
 
 - ``(d,)`` feature vectors: :class:`FeatureEncoder` (identity, or an MLP to ``embed_dim``);
 - ``(T, F)`` frame sequences: :class:`SequenceEncoder` (1-D convolutions, masked mean pooling;
-  all-zero frames are padding);
+  all-zero frames are padding), or :class:`GRUEncoder` on request (``encoders={"audio":
+  "gru"}``);
 - ``(C, H, W)`` images: :class:`ImageEncoder` (a small CNN with global average pooling).
 
 Every encoder maps ``(n, *shape)`` to ``(n, out_features)``. A new encoder is one class and one
@@ -23,6 +24,7 @@ from .layers import make_activation, masked_mean, mlp
 __all__ = [
     "ENCODERS",
     "FeatureEncoder",
+    "GRUEncoder",
     "ImageEncoder",
     "SequenceEncoder",
     "default_encoder_kind",
@@ -95,6 +97,45 @@ class SequenceEncoder(nn.Module):
         return masked_mean(self.dropout(z), frame_mask, dim=1)
 
 
+class GRUEncoder(nn.Module):
+    """Encoder of ``(n, T, F)`` frame sequences: a bidirectional GRU and masked mean pooling.
+
+    All-zero frames at the end of a row are padding: the GRU runs over each row's own frames
+    only (packed sequences), and the pooled mean skips the padding.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Per-row shape ``(T, F)``.
+    embed_dim : int or None
+        Output width (``None``: 64); each direction has ``embed_dim // 2`` units.
+    activation : str, default="relu"
+        Unused (accepted for a uniform constructor).
+    dropout : float, default=0.0
+        Dropout before pooling.
+    """
+
+    def __init__(self, shape: Sequence[int], embed_dim: int | None, activation: str = "relu",
+                 dropout: float = 0.0):
+        super().__init__()
+        _, f = shape
+        width = int(embed_dim or 64)
+        self.gru = nn.GRU(f, max(width // 2, 1), batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
+        self.out_features = 2 * max(width // 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        frame_mask = x.abs().sum(-1) > 0
+        # length = last non-zero frame + 1 (padding is at the end); at least 1 frame
+        positions = torch.arange(1, x.shape[1] + 1, device=x.device)
+        lengths = (frame_mask * positions).amax(1).clamp_min(1)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        z, _ = self.gru(packed)
+        z, _ = nn.utils.rnn.pad_packed_sequence(z, batch_first=True, total_length=x.shape[1])
+        return masked_mean(self.dropout(z), frame_mask, dim=1)
+
+
 class ImageEncoder(nn.Module):
     """Encoder of ``(n, C, H, W)`` images: three conv blocks and global average pooling.
 
@@ -137,6 +178,7 @@ class ImageEncoder(nn.Module):
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "features": FeatureEncoder,
     "sequence": SequenceEncoder,
+    "gru": GRUEncoder,
     "image": ImageEncoder,
 }
 
