@@ -364,6 +364,27 @@ class MultiTaskNet(NeuralNet):
         with self._on_resolved_device():
             return super().set_params(**params)
 
+    def save_params(self, *args: Any, **kwargs: Any) -> None:
+        """Save parameters, optimizer and history as skorch does (see ``NeuralNet.save_params``)."""
+        self.check_is_fitted()
+        with self._on_resolved_device():
+            super().save_params(*args, **kwargs)
+
+    def load_params(self, *args: Any, **kwargs: Any) -> None:
+        """Load what :meth:`save_params` or skorch's ``Checkpoint`` saved into a fitted net.
+
+        The net must have been fitted (or unpickled) with the same tasks and input layout, since
+        those define the network's shape.
+        """
+        if not hasattr(self, "tasks_"):
+            raise RuntimeError(
+                "load_params needs a fitted MultiTaskNet (the tasks and input layout define the "
+                "network): fit it, or unpickle a fitted one, before loading parameters."
+            )
+        with self._on_resolved_device():
+            super().load_params(*args, **kwargs)
+            self.device_ = torch.device(self.device)
+
     # ------------------------------------------------------------------------------------
     # skorch initialisation hooks
     # ------------------------------------------------------------------------------------

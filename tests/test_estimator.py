@@ -243,11 +243,12 @@ def test_joblib_round_trip_gives_identical_predictions(tmp_path):
 
 def test_skorch_callbacks_work(tmp_path):
     X, Y = make_data()
+    checkpoint = Checkpoint(dirname=str(tmp_path), monitor="valid_loss_best")
     net = MultiTaskNet(
         max_epochs=50, batch_size=32, train_split=0.25, random_state=0,
         callbacks=[
             EarlyStopping(patience=2, threshold=10.0),
-            Checkpoint(dirname=str(tmp_path), monitor="valid_loss_best"),
+            checkpoint,
             LRScheduler("StepLR", step_size=1, gamma=0.5),
             ProgressBar(),
         ],
@@ -255,6 +256,16 @@ def test_skorch_callbacks_work(tmp_path):
     assert len(net.history) < 50  # early stopping fired
     assert (tmp_path / "params.pt").exists()
     assert net.optimizer_.param_groups[0]["lr"] < 1e-3
+    before = net.forward_outputs(X)[2]
+    fresh = MultiTaskNet(max_epochs=1, batch_size=32, train_split=0.25, random_state=1).fit(X, Y)
+    fresh.load_params(checkpoint=checkpoint)  # the best epoch's weights
+    assert not np.allclose(fresh.forward_outputs(X)[2], MultiTaskNet(
+        max_epochs=1, batch_size=32, random_state=1).fit(X, Y).forward_outputs(X)[2])
+    net.save_params(f_params=str(tmp_path / "last.pt"))
+    fresh.load_params(f_params=str(tmp_path / "last.pt"))
+    np.testing.assert_allclose(fresh.forward_outputs(X)[2], before, rtol=1e-6)
+    with pytest.raises(RuntimeError, match="load_params needs a fitted MultiTaskNet"):
+        MultiTaskNet().load_params(f_params=str(tmp_path / "last.pt"))
 
 
 def test_verbose_prints_per_task_columns(capsys):
