@@ -504,8 +504,9 @@ class MultiTaskNet(NeuralNet):
             )
         return dict(zip(names, self.tasks))
 
-    def _base_weights(self) -> list[float]:
-        names = self.task_names_
+    def _base_weights(self, names: list[str] | None = None) -> list[float]:
+        """Validate ``loss_weights`` against the task names; return one weight per task."""
+        names = self.task_names_ if names is None else names
         lw = self.loss_weights
         if lw is None:
             weights = [1.0] * len(names)
@@ -583,6 +584,8 @@ class MultiTaskNet(NeuralNet):
                 )
         kinds = self._task_kinds(names)
         tasks = {name: make_task(name, kinds[name], col) for name, col in zip(names, cols)}
+        self._base_weights(names)
+        device = _resolve_device(self.device)
         # All checks passed: record the fitted state.
         self.tasks_ = tasks
         self.task_names_ = names
@@ -591,8 +594,7 @@ class MultiTaskNet(NeuralNet):
             blocks, single=not is_block_input(X),
             groups=None if is_block_input(X) else prefix_groups(
                 getattr(self, "feature_names_in_", None)))
-        self.device_ = _resolve_device(self.device)
-        self._base_weights()  # validates loss_weights against the task names
+        self.device_ = device
         classes = [getattr(t, "classes_", None) for t in tasks.values()]
         if any(c is not None for c in classes):
             self.classes_ = classes[0] if is_1d else classes

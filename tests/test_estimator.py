@@ -321,6 +321,9 @@ def test_failed_fit_leaves_previous_model_intact():
     before = net.predict(X)
     with pytest.raises(ValueError):
         net.fit(X, Y.iloc[:10])
+    with pytest.raises(ValueError):
+        net.set_params(loss_weights={"nope": 1.0}).fit(X, Y.iloc[:, :2])
+    assert net.task_names_ == ["flag", "level", "value"]
     np.testing.assert_array_equal(net.predict(X), before)
 
 
