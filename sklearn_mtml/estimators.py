@@ -803,14 +803,20 @@ ModalityBlocks
         total = torch.zeros(n_tasks, device=self.device_)
         count = torch.zeros(n_tasks, device=self.device_)
         metric = torch.zeros(n_tasks, 4, device=self.device_)
-        for start, stop in self._batches(len(valid_t), self._predict_batch_size()):
+        batches = self._batches(len(valid_t), self._predict_batch_size())
+        for start, stop in batches:
             xb, mb, yb, lb = self._take(tensors, valid_t[start:stop])
+            batch = ((xb, mb), (yb, lb))
+            self.notify("on_batch_begin", batch=batch, training=False)
             outputs = self.module_(xb, mb)
             _, task_total, task_count = self.criterion_(outputs, yb, lb)
             total += task_total
             count += task_count
             metric += torch.stack([_metric_sums(task, out, yb[:, t], lb[:, t])
                                    for t, (task, out) in enumerate(zip(tasks, outputs))])
+            self.history.record_batch("valid_batch_size", stop - start)
+            self.notify("on_batch_end", batch=batch, training=False, y_pred=outputs)
+        self.history.record("valid_batch_count", len(batches))
         stats = torch.cat([total / count.clamp_min(1), metric.reshape(-1)]).cpu().numpy()
         losses = stats[:n_tasks]
         sums = stats[n_tasks:].reshape(n_tasks, 4)
