@@ -65,8 +65,13 @@ def test_modality_dropout_only_in_training_and_keeps_one_block():
     mask = torch.ones(1000, 2, dtype=torch.bool)
     dropped = m._drop_modalities(mask)
     assert dropped.any(1).all() and (~dropped).any()
-    with pytest.raises(ValueError, match="modality_dropout"):
+    with pytest.raises(ValueError, match="modality_dropout of block 'a' must be in"):
         MultiTaskModule({"a": (3,)}, [1], modality_dropout=1.0)
+    per_block = MultiTaskModule({"a": (3,), "b": (3,)}, [1], modality_dropout={"b": 0.5})
+    dropped = per_block._drop_modalities(mask)
+    assert dropped[:, 0].all() and 0.4 < (~dropped[:, 1]).float().mean() < 0.6
+    with pytest.raises(ValueError, match="modality_dropout names unknown blocks"):
+        MultiTaskModule({"a": (3,)}, [1], modality_dropout={"z": 0.5})
     with pytest.raises(ValueError, match="Unknown fusion"):
         MultiTaskModule({"a": (3,)}, [1], fusion="nope")
     with pytest.raises(ValueError, match="encoders names unknown blocks"):

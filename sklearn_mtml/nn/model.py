@@ -48,9 +48,11 @@ class MultiTaskModule(nn.Module):
         Encoder kind per block name, overriding the choice by shape.
     encoder_params : mapping, optional
         Keyword arguments for every encoder (``activation``, ``dropout``, ...).
-    modality_dropout : float, default=0.0
+    modality_dropout : float or mapping of str to float, default=0.0
         During training, the probability of hiding each present block of a row (at least one
         present block per row is kept), so that the model learns to cope with missing ones.
+        A mapping gives each block its own probability (``{"audio": 0.5}``: hide the audio
+        often, so that the other blocks learn to stand alone; unlisted blocks: 0).
     **architecture_params
         Hyperparameters of the architecture (``hidden_sizes``, ``tower_sizes``, ...).
     """
@@ -64,17 +66,17 @@ class MultiTaskModule(nn.Module):
         embed_dim: int = 64,
         encoders: Mapping[str, str] | None = None,
         encoder_params: Mapping | None = None,
-        modality_dropout: float = 0.0,
+        modality_dropout: float | Mapping[str, float] = 0.0,
         **architecture_params,
     ):
         super().__init__()
         if fusion not in _FUSION_CHOICES:
             raise ValueError(f"Unknown fusion {fusion!r}; expected one of {_FUSION_CHOICES}.")
-        if not 0.0 <= modality_dropout < 1.0:
-            raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout!r}.")
         self.block_names = list(block_shapes)
         self.fusion_name = fusion
-        self.modality_dropout = float(modality_dropout)
+        probs = self._dropout_probs(modality_dropout)
+        self.register_buffer("modality_dropout", torch.tensor(probs), persistent=False)
+        self._drops_modalities = len(probs) > 1 and any(p > 0 for p in probs)
         encoders = dict(encoders or {})
         unknown = sorted(set(encoders) - set(self.block_names))
         if unknown:
@@ -117,6 +119,21 @@ class MultiTaskModule(nn.Module):
                 architecture, self.fusion.out_features, n_tasks, self.token_dim,
                 **architecture_params)
             self.heads = TaskHeads(self.architecture.out_features, task_outputs)
+
+    def _dropout_probs(self, modality_dropout: float | Mapping[str, float]) -> list[float]:
+        if isinstance(modality_dropout, Mapping):
+            unknown = sorted(set(modality_dropout) - set(self.block_names))
+            if unknown:
+                raise ValueError(f"modality_dropout names unknown blocks {unknown}; blocks are "
+                                 f"{self.block_names}.")
+            probs = [float(modality_dropout.get(name, 0.0)) for name in self.block_names]
+        else:
+            probs = [float(modality_dropout)] * len(self.block_names)
+        for name, p in zip(self.block_names, probs):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"modality_dropout of block {name!r} must be in [0, 1), "
+                                 f"got {p!r}.")
+        return probs
 
     # -- introspection used by the weighting strategies ------------------------------------
     def shared_parameters(self) -> list[nn.Parameter]:
@@ -173,7 +190,7 @@ class MultiTaskModule(nn.Module):
         xs = [blocks[name] for name in self.block_names]
         if mask is None:
             mask = torch.ones(xs[0].shape[0], len(xs), dtype=torch.bool, device=xs[0].device)
-        if self.training and self.modality_dropout > 0 and len(xs) > 1:
+        if self.training and self._drops_modalities:
             mask = self._drop_modalities(mask)
         embs = [enc(x) for enc, x in zip(self.encoders.values(), xs)]
         if self.fusion is None:
