@@ -185,11 +185,25 @@ def model_specs(mds: list[float]) -> list[dict]:
     ]
     for fusion in FUSIONS:
         for md in [0.0, *mds]:
-            specs.append({"name": f"{fusion}, multi-task, md={md:g}", "blocks": list(MODALITIES),
-                          "heads": "multi", "fusion": fusion, "md": md, "robust": True})
+            specs.append({"name": f"{fusion}, multi-task, md={format_dropout(md)}",
+                          "blocks": list(MODALITIES), "heads": "multi", "fusion": fusion,
+                          "md": md, "robust": True})
         specs.append({"name": f"{fusion}, single-task, md=0", "blocks": list(MODALITIES),
                       "heads": "single", "fusion": fusion, "md": 0.0})
     return specs
+
+
+def parse_dropout(text: str) -> float | dict[str, float]:
+    """``"0.5"`` → 0.5; ``"audio=0.7,image=0.2"`` → per-block rates."""
+    if "=" not in text:
+        return float(text)
+    return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}
+
+
+def format_dropout(md: float | dict[str, float]) -> str:
+    if isinstance(md, dict):
+        return "/".join(f"{k}:{v:g}" for k, v in md.items())
+    return f"{md:g}"
 
 
 def run_spec(spec, seed, Btr, Ytr, Bte, Yte, missing, net_params):
@@ -375,9 +389,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--image", choices=["pixels", "hog", "tensor"], default="pixels",
                         help="image features: standardised pixels (default), HOG, or a "
                              "28x28 tensor for the CNN encoder (slow on a CPU)")
-    parser.add_argument("--modality-dropout", type=float, nargs="+", default=None,
+    parser.add_argument("--modality-dropout", type=parse_dropout, nargs="+", default=None,
                         help="module__modality_dropout values tried besides 0 for the fused "
-                             "multi-task networks (default 0.25 0.5; --quick: 0.5)")
+                             "multi-task networks: a rate, or per-block rates such as "
+                             "audio=0.7,image=0.2 (default 0.25 0.5; --quick: 0.5)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"),
                         help="folder for the plot and the JSON results")
