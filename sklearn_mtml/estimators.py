@@ -765,8 +765,7 @@ ModalityBlocks
             batch = ((xb, mb), (yb, lb))
             self.notify("on_batch_begin", batch=batch, training=True)
             self.optimizer_.zero_grad(set_to_none=True)
-            outputs = self.module_(xb, mb)
-            losses, task_total, task_count = self.criterion_(outputs, yb, lb)
+            losses, task_total, task_count, outputs = self._batch_losses(xb, mb, yb, lb)
             objective = self.weighting_.backward(losses, task_count > 0, self.module_)
             self.notify("on_grad_computed",
                         named_parameters=TeeGenerator(self.get_all_learnable_params()),
@@ -788,6 +787,24 @@ ModalityBlocks
         for t, name in enumerate(self.task_names_):
             self.history.record(f"train_loss_{name}", float(task_losses[t]))
             self.history.record(f"weight_{name}", float(stats[n_tasks + 1 + t]))
+
+    def _batch_losses(self, xb: dict, mb: torch.Tensor, yb: torch.Tensor, lb: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Training losses of a batch, with the fused outputs' totals, counts and outputs.
+
+        The per-task means include, for late fusion with ``module__block_loss_weight``, that
+        weight times the mean of each block's own losses (over rows where it is present).
+        """
+        block_weight = getattr(self.module_, "block_loss_weight", 0.0)
+        if not block_weight:
+            outputs = self.module_(xb, mb)
+            return (*self.criterion_(outputs, yb, lb), outputs)
+        outputs, per_block, used = self.module_(xb, mb, return_blocks=True)
+        losses, task_total, task_count = self.criterion_(outputs, yb, lb)
+        block_losses = [self.criterion_(out, yb, lb & used[:, m:m + 1])[0]
+                        for m, out in enumerate(per_block)]
+        losses = losses + block_weight * torch.stack(block_losses).mean(0)
+        return losses, task_total, task_count, outputs
 
     def _record(self, key: str, value: float) -> None:
         """Record an epoch value and whether it is the best (lowest) so far, as skorch does."""

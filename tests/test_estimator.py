@@ -373,3 +373,23 @@ def test_attention_weights_of_task_attention():
     np.testing.assert_allclose(w[:10, :, 1], 0.0, atol=1e-6)
     with pytest.raises(ValueError, match="attention_weights needs architecture='task_attention'"):
         MultiTaskNet(max_epochs=1).fit(blocks, Y).attention_weights(blocks)
+
+
+def test_block_loss_weight_teaches_each_block_to_stand_alone():
+    rng = np.random.RandomState(0)
+    n = 400
+    y = rng.randint(0, 2, n)
+    strong = (y[:, None] * 2.0 - 1.0 + 0.3 * rng.randn(n, 3)).astype(np.float32)
+    weak = (y[:, None] * 2.0 - 1.0 + 1.0 * rng.randn(n, 3)).astype(np.float32)
+    blocks = {"strong": strong, "weak": weak}
+    no_strong = {"strong": np.full_like(strong, np.nan), "weak": weak}
+
+    def fit(**params):
+        return MultiTaskNet(max_epochs=20, fusion="late", random_state=0,
+                            **params).fit(blocks, y)
+
+    plain, supervised = fit(), fit(module__block_loss_weight=1.0)
+    assert supervised.score(blocks, y) > 0.9
+    # the weak block's own head learns to predict; without the block loss it barely trains
+    assert supervised.score(no_strong, y) > plain.score(no_strong, y)
+    assert supervised.score(no_strong, y) > 0.75

@@ -76,3 +76,13 @@ def test_modality_dropout_only_in_training_and_keeps_one_block():
         MultiTaskModule({"a": (3,)}, [1], fusion="nope")
     with pytest.raises(ValueError, match="encoders names unknown blocks"):
         MultiTaskModule({"a": (3,)}, [1], encoders={"z": "gru"})
+
+
+def test_late_fusion_can_return_each_blocks_outputs():
+    m = MultiTaskModule({"a": (3,), "b": (4,)}, [1, 2], fusion="late", block_loss_weight=1.0)
+    outputs, per_block, used = m({"a": torch.randn(5, 3), "b": torch.randn(5, 4)},
+                                 return_blocks=True)
+    assert len(per_block) == 2 and [o.shape for o in per_block[1]] == [(5, 1), (5, 2)]
+    assert used.shape == (5, 2)
+    with pytest.raises(ValueError, match="block_loss_weight needs fusion='late'"):
+        MultiTaskModule({"a": (3,), "b": (4,)}, [1], block_loss_weight=1.0)

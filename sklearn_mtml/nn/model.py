@@ -53,6 +53,10 @@ class MultiTaskModule(nn.Module):
         present block per row is kept), so that the model learns to cope with missing ones.
         A mapping gives each block its own probability (``{"audio": 0.5}``: hide the audio
         often, so that the other blocks learn to stand alone; unlisted blocks: 0).
+    block_loss_weight : float, default=0.0
+        Late fusion only: weight of each block's own predictions in the training loss (deep
+        supervision). Each block's towers then learn to predict on their own, so the model
+        keeps the single-modality accuracy when the other blocks are missing.
     **architecture_params
         Hyperparameters of the architecture (``hidden_sizes``, ``tower_sizes``, ...).
     """
@@ -67,6 +71,7 @@ class MultiTaskModule(nn.Module):
         encoders: Mapping[str, str] | None = None,
         encoder_params: Mapping | None = None,
         modality_dropout: float | Mapping[str, float] = 0.0,
+        block_loss_weight: float = 0.0,
         **architecture_params,
     ):
         super().__init__()
@@ -74,6 +79,13 @@ class MultiTaskModule(nn.Module):
             raise ValueError(f"Unknown fusion {fusion!r}; expected one of {_FUSION_CHOICES}.")
         self.block_names = list(block_shapes)
         self.fusion_name = fusion
+        if not (block_loss_weight >= 0 and float(block_loss_weight) < float("inf")):
+            raise ValueError(f"block_loss_weight must be finite and >= 0, got "
+                             f"{block_loss_weight!r}.")
+        if block_loss_weight and fusion != "late":
+            raise ValueError("block_loss_weight needs fusion='late' (the blocks' own "
+                             f"predictions); got fusion={fusion!r}.")
+        self.block_loss_weight = float(block_loss_weight)
         probs = self._dropout_probs(modality_dropout)
         self.register_buffer("modality_dropout", torch.tensor(probs), persistent=False)
         self._drops_modalities = len(probs) > 1 and any(p > 0 for p in probs)
@@ -169,6 +181,7 @@ class MultiTaskModule(nn.Module):
         blocks: Mapping[str, torch.Tensor],
         mask: torch.Tensor | None = None,
         return_weights: bool = False,
+        return_blocks: bool = False,
     ):
         """Compute every task's outputs.
 
@@ -180,12 +193,17 @@ class MultiTaskModule(nn.Module):
             Presence of each block per row (default: all present).
         return_weights : bool, default=False
             Also return the ``(n, M)`` per-row modality weights (``None`` for concat fusion).
+        return_blocks : bool, default=False
+            Late fusion: also return each block's own outputs and the presence mask used
+            (after modality dropout), for :attr:`block_loss_weight`.
 
         Returns
         -------
         outputs : list of Tensor
             One ``(n, k_t)`` tensor per task; with ``return_weights`` a tuple
-            ``(outputs, weights)``.
+            ``(outputs, weights)``; with ``return_blocks`` a tuple
+            ``(outputs, per_block_outputs, mask)`` (``per_block_outputs`` is ``None`` unless the
+            fusion is late).
         """
         xs = [blocks[name] for name in self.block_names]
         if mask is None:
@@ -193,13 +211,16 @@ class MultiTaskModule(nn.Module):
         if self.training and self._drops_modalities:
             mask = self._drop_modalities(mask)
         embs = [enc(x) for enc, x in zip(self.encoders.values(), xs)]
+        per_block = None
         if self.fusion is None:
-            outputs, weights = self._late(embs, mask)
+            outputs, weights, per_block = self._late(embs, mask)
         else:
             h, weights = self.fusion(embs, mask)
             tokens = torch.stack(embs, dim=1) if self.token_dim is not None else None
             reps = self.architecture(h, tokens, mask if tokens is not None else None)
             outputs = self.heads(reps)
+        if return_blocks:
+            return outputs, per_block, mask
         return (outputs, weights) if return_weights else outputs
 
     def _late(self, embs, mask):
@@ -211,4 +232,4 @@ class MultiTaskModule(nn.Module):
             sum(w[:, t, m:m + 1] * per_block[m][t] for m in range(len(embs)))
             for t in range(w.shape[1])
         ]
-        return outputs, w.mean(1)
+        return outputs, w.mean(1), per_block
