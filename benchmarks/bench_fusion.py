@@ -188,6 +188,11 @@ def model_specs(mds: list[float]) -> list[dict]:
             specs.append({"name": f"{fusion}, multi-task, md={format_dropout(md)}",
                           "blocks": list(MODALITIES), "heads": "multi", "fusion": fusion,
                           "md": md, "robust": True})
+        if fusion == "late":  # deep supervision: each block's own heads also learn the tasks
+            for md in [0.0, *mds]:
+                specs.append({"name": f"late + block loss, multi-task, md={format_dropout(md)}",
+                              "blocks": list(MODALITIES), "heads": "multi", "fusion": fusion,
+                              "md": md, "robust": True, "block_loss_weight": 1.0})
         specs.append({"name": f"{fusion}, single-task, md=0", "blocks": list(MODALITIES),
                       "heads": "single", "fusion": fusion, "md": 0.0})
     return specs
@@ -211,6 +216,8 @@ def run_spec(spec, seed, Btr, Ytr, Bte, Yte, missing, net_params):
     params = dict(net_params)
     if "fusion" in spec:
         params.update(fusion=spec["fusion"], module__modality_dropout=spec["md"])
+        if spec.get("block_loss_weight"):
+            params["module__block_loss_weight"] = spec["block_loss_weight"]
     Xtr, Xte = select(Btr, spec["blocks"]), select(Bte, spec["blocks"])
     groups = [list(TASKS)] if spec["heads"] == "multi" else [[t] for t in TASKS]
     t0 = time.perf_counter()
@@ -268,7 +275,7 @@ def print_main_table(results: dict, n_seeds: int) -> None:
         mean = np.mean([_mean(runs, t) for t in TASKS])
         dp = ""
         if "multi-task, md" in name:
-            fusion = name.split(",")[0]
+            fusion = name.split(",")[0].split(" + ")[0]
             single = results[f"{fusion}, single-task, md=0"]["scores"]
             dp = f"{np.mean([delta_p(a, b) for a, b in zip(runs, single)]):+.2f}"
         fit = np.mean(res["fit_s"])
