@@ -7,20 +7,15 @@ from typing import Any
 
 import numpy as np
 
+from ._optional import require
+
 __all__ = ["plot_history"]
 
 _PANELS = ("loss", "weight", "metric")
 
 
 def _pyplot():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "plot_history needs matplotlib; install it with `pip install sklearn-mtml[plot]` "
-            "(or `pip install matplotlib`)."
-        ) from exc
-    return plt
+    return require("matplotlib.pyplot", needed_by="plot_history", extra="plot")
 
 
 def _column(history: Any, key: str) -> np.ndarray | None:

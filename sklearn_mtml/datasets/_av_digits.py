@@ -6,6 +6,8 @@ from importlib import resources
 
 import numpy as np
 
+from .._optional import require
+
 __all__ = ["load_av_digits"]
 
 #: Accent of each FSDD speaker (from the data set's ``speakers.csv``).
@@ -69,10 +71,7 @@ def load_av_digits(*, as_frame: bool = True, random_state: int = 0):
          "accent": np.array([ACCENTS[s] for s in speaker], dtype=object)}
     split = np.where(take < 5, "test", "train")
     if as_frame:
-        try:
-            import pandas as pd
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("load_av_digits(as_frame=True) needs pandas; pass "
-                              "as_frame=False.") from exc
+        pd = require("pandas", needed_by="load_av_digits(as_frame=True)",
+                     instead="or pass as_frame=False")
         X, Y = pd.DataFrame(X), pd.DataFrame(Y)
     return X, Y, split

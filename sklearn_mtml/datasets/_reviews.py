@@ -8,6 +8,8 @@ from importlib import resources
 
 import numpy as np
 
+from .._optional import require
+
 __all__ = ["load_reviews"]
 
 #: Input columns and task columns of :func:`load_reviews`.
@@ -65,11 +67,6 @@ def load_reviews(*, as_frame: bool = True):
     Y["Recommended IND"] = Y["Recommended IND"].astype(int)
     if not as_frame:
         return X, Y
-    try:
-        import pandas as pd
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "load_reviews(as_frame=True) needs pandas: pip install pandas, or pass "
-            "as_frame=False."
-        ) from exc
+    pd = require("pandas", needed_by="load_reviews(as_frame=True)", instead="or pass "
+                 "as_frame=False")
     return pd.DataFrame(X), pd.DataFrame(Y)

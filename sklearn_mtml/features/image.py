@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._optional import require
 from ._base import (
     ModalityTransformer,
     check_finite,
@@ -39,13 +40,8 @@ def _pair(value: Any, param: str) -> tuple[int, int]:
 
 def _read_image(row: int, path: Any, name: str) -> np.ndarray:
     """Read an image file with Pillow: (H, W) for grey images, (H, W, 3) otherwise."""
-    try:
-        from PIL import Image
-    except ImportError as exc:
-        raise ImportError(
-            "ImageFeatures: reading image files needs Pillow; install it with "
-            "`pip install sklearn-mtml[image]` (or pass images as arrays)"
-        ) from exc
+    Image = require("PIL.Image", needed_by="ImageFeatures (reading image files)",
+                    extra="image", instead="or pass images as arrays")
     path_str = os.fspath(path)
     if not os.path.isfile(path_str):
         raise row_error(FileNotFoundError, row, f"image file not found: {path_str!r}", name=name)
