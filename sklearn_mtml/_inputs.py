@@ -79,8 +79,6 @@ class InputLayout:
         Block names, in order.
     shapes : dict of str to tuple
         Per-row shape of each block.
-    single : bool
-        ``True`` when the input was one plain 2-D matrix.
     groups : dict of str to ndarray, or None
         For a 2-D input whose columns are named ``"modality__feature"``: the column indices
         of each modality's block.
@@ -88,15 +86,13 @@ class InputLayout:
 
     names: list[str]
     shapes: dict[str, tuple[int, ...]]
-    single: bool
     groups: dict[str, np.ndarray] | None = None
 
     @classmethod
-    def from_blocks(cls, blocks: Mapping[str, np.ndarray], single: bool,
+    def from_blocks(cls, blocks: Mapping[str, np.ndarray],
                     groups: dict[str, np.ndarray] | None = None) -> InputLayout:
         """Record the layout of converted blocks."""
-        return cls(list(blocks), {k: tuple(v.shape[1:]) for k, v in blocks.items()}, single,
-                   groups)
+        return cls(list(blocks), {k: tuple(v.shape[1:]) for k, v in blocks.items()}, groups)
 
     def check(self, blocks: Mapping[str, np.ndarray]) -> None:
         """Raise a clear error when ``blocks`` differ from the fitted layout."""

@@ -591,8 +591,7 @@ class MultiTaskNet(NeuralNet):
         self.task_names_ = names
         self._y_1d = is_1d
         self.layout_ = InputLayout.from_blocks(
-            blocks, single=not is_block_input(X),
-            groups=None if is_block_input(X) else prefix_groups(
+            blocks, groups=None if is_block_input(X) else prefix_groups(
                 getattr(self, "feature_names_in_", None)))
         self.device_ = device
         classes = [getattr(t, "classes_", None) for t in tasks.values()]
@@ -687,7 +686,7 @@ ModalityBlocks
             array = array.copy()
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device_)
 
-    def _split_indices(self, n: int, y_first: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _split_indices(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         split = self.train_split
         if split is None:
             return np.arange(n), None
@@ -719,7 +718,7 @@ ModalityBlocks
                ) -> None:
         blocks, mask, targets, label_mask = data
         n = mask.shape[0]
-        train_idx, valid_idx = self._split_indices(n, targets[:, 0])
+        train_idx, valid_idx = self._split_indices(n)
         if not label_mask[train_idx].any(axis=0).all():
             empty = [t for t, has in zip(self.task_names_, label_mask[train_idx].any(axis=0))
                      if not has]
@@ -868,12 +867,12 @@ ModalityBlocks
         outputs : list of ndarray
             Host arrays, copied from the device once.
         """
-        outputs, _ = self._infer(X, weights=False)
+        outputs, _, _ = self._infer(X, weights=False)
         return outputs
 
     @torch.no_grad()
     def _infer(self, X: Any, weights: bool, on_chunk: Any = None
-               ) -> tuple[list[np.ndarray], np.ndarray | None]:
+               ) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray]:
         self.check_is_fitted()
         blocks, mask = self._validate_X(X, reset=False)
         self._set_training(False)
@@ -893,7 +892,7 @@ ModalityBlocks
         outputs = [torch.cat([c[t] for c in chunks]).float().cpu().numpy()
                    for t in range(len(self.tasks_))]
         w = torch.cat(weight_chunks).float().cpu().numpy() if weight_chunks else None
-        return outputs, w
+        return outputs, w, mask
 
     def modality_weights(self, X: Any) -> np.ndarray:
         """Per-row weight of each input block in the fusion (attention, gated or late).
@@ -909,9 +908,8 @@ ModalityBlocks
             Rows sum to 1 over the present blocks; absent blocks weigh 0. For ``"concat"``
             fusion, which has no weights, the presence mask normalised per row.
         """
-        outputs, w = self._infer(X, weights=True)
+        _, w, mask = self._infer(X, weights=True)
         if w is None:
-            _, mask = self._validate_X(X, reset=False)
             w = mask / np.maximum(mask.sum(1, keepdims=True), 1)
         return w
 
