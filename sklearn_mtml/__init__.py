@@ -7,6 +7,7 @@ from .fusion import ModalityFusion
 from .late_fusion import LateFusionClassifier, LateFusionRegressor
 from .metrics import delta_p, task_scorer, task_scorers
 from .plotting import plot_history
+from .tasks import TaskInferenceWarning
 from .weighting import WEIGHTINGS, Weighting
 
 __version__ = "0.1.0"
@@ -20,6 +21,7 @@ __all__ = [
     "ModalityBlocks",
     "ModalityFusion",
     "MultiTaskNet",
+    "TaskInferenceWarning",
     "TextFeatures",
     "Weighting",
     "__version__",

@@ -11,6 +11,7 @@ row still trains every other task.
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -19,11 +20,14 @@ from sklearn.metrics import r2_score
 from torch.nn import functional as F
 
 __all__ = [
+    "MAX_SILENT_CLASSES",
+    "MIN_ROWS_PER_CLASS",
     "TASK_KINDS",
     "BinaryTask",
     "MulticlassTask",
     "RegressionTask",
     "Task",
+    "TaskInferenceWarning",
     "infer_task_kind",
     "is_missing",
     "make_task",
@@ -69,40 +73,171 @@ def _non_missing(values: np.ndarray) -> np.ndarray:
     return np.asarray(values)[~is_missing(values)]
 
 
-def infer_task_kind(values: np.ndarray) -> str:
-    """Infer a task kind from one target column, as :func:`sklearn.utils.multiclass.type_of_target`.
+#: Integer-valued columns with at most this many distinct values are inferred as classes
+#: without a warning (digits 0-9, ratings 1-5, ...).
+MAX_SILENT_CLASSES = 10
+#: Fewest labelled rows per distinct value, on average, for an integer-valued column to be read
+#: as class codes when it has more than :data:`MAX_SILENT_CLASSES` values.
+MIN_ROWS_PER_CLASS = 5
 
-    Non-integer floats give ``"regression"``; integers, strings and booleans give ``"binary"``
-    when the column holds at most two distinct labels and ``"multiclass"`` otherwise.
-    Missing entries are ignored.
+
+class TaskInferenceWarning(UserWarning):
+    """Warn that a task kind was inferred from an ambiguous column of whole numbers.
+
+    Raised by :func:`infer_task_kind` (so by ``MultiTaskNet.fit`` for the tasks it infers) when
+    whole numbers are inferred as ``"regression"``, or as ``"multiclass"`` with more than
+    :data:`MAX_SILENT_CLASSES` classes: such a column may be class codes or a quantity. The
+    message names the column and says which kind was inferred and how to declare the other.
+    Declaring the task's kind, e.g. ``tasks={"age": "regression"}``, silences it.
+    """
+
+
+def infer_task_kind(values: np.ndarray, *, name: str | None = None) -> str:
+    """Infer a task kind from one target column.
+
+    Missing entries are ignored; ``n`` below is the number of labelled rows and ``k`` the number
+    of distinct labelled values. The rule, applied in order:
+
+    1. Strings and booleans (also object columns of strings, or of strings mixed with ints)
+       are labels: ``"binary"`` when ``k <= 2``, ``"multiclass"`` otherwise.
+    2. Numbers that are not all whole (``0.5``, ``2.25``), or not all finite, give
+       ``"regression"``.
+    3. Whole numbers (integer dtype, whole-number floats such as ``3.0``, object arrays of
+       Python ints) give ``"binary"`` when ``k <= 2``. For ``k >= 3`` four signs say the
+       values are a quantity (counts, ages, prices, scores) rather than class codes:
+
+       * *few rows*: fewer than ``MIN_ROWS_PER_CLASS`` (5) labelled rows per value on average
+         (``k > n / 5``), too few examples to learn that many classes; this is the typical
+         trap of whole-number regression targets on small data sets;
+       * *odd start*: the smallest value is not 0 or 1, whereas label encoders number classes
+         ``0..k-1`` or ``1..k`` (ages start at 18, years at 1990, temperatures go below 0);
+       * *sparse*: the values are spread out (``max - min + 1 > 2 k``), like prices 100, 250,
+         1200;
+       * *float*: the column is float and has no missing entry (measurements stored as
+         ``120.0``). A float column with ``NaN`` does not count: numpy has no integer
+         ``NaN``, so class codes with missing labels are necessarily float.
+
+    4. With ``3 <= k <= MAX_SILENT_CLASSES`` (10) the column is ``"multiclass"`` (digits 0-9,
+       ratings 1-5, ...) unless it shows *few rows*, *odd start* and *float* together, the
+       profile of a measurement on a tiny sample (``load_linnerud``'s waist sizes, 31.0 to
+       46.0 in 20 rows), which gives ``"regression"``.
+    5. With ``k > 10`` the column is ``"regression"`` if it shows any of the four signs and
+       ``"multiclass"`` otherwise (contiguous codes from 0 or 1 with at least 5 rows each,
+       like CIFAR-100's labels 0-99).
+
+    A column of whole numbers inferred as ``"regression"``, or with more than 10 values
+    inferred as ``"multiclass"``, raises a :class:`TaskInferenceWarning` that names the
+    column, ``k``, the kind inferred and how to declare the other one. Strings, booleans,
+    non-whole numbers and whole numbers read as at most 10 classes never warn. Declaring the
+    task's kind (``tasks={name: kind}``) skips inference and its warning.
+
+    This differs from :func:`sklearn.utils.multiclass.type_of_target`, which calls every
+    integer-valued column with more than two values multi-class: a regression target of
+    whole numbers would otherwise silently become a classifier with one class per value.
 
     Parameters
     ----------
     values : ndarray of shape (n_samples,)
         One target column.
+    name : str or None, default=None
+        The task's name, used in the warning message.
 
     Returns
     -------
     kind : str
         One of ``"binary"``, ``"multiclass"``, ``"regression"``.
+
+    Warns
+    -----
+    TaskInferenceWarning
+        When whole numbers are inferred as ``"regression"``, or as ``"multiclass"`` with more
+        than 10 distinct values.
     """
+    values = np.asarray(values)
     present = _non_missing(values)
+    has_missing = present.size < values.shape[0]
+    is_float = present.dtype.kind == "f"
     if present.dtype.kind == "O":
-        kinds = {type(v) for v in present}
-        if all(issubclass(k, (bool, np.bool_, int, np.integer, str)) for k in kinds):
-            return "binary" if len(set(present.tolist())) <= 2 else "multiclass"
-        try:
-            present = present.astype(np.float64)
-        except (TypeError, ValueError):
-            return "binary" if len(set(map(str, present))) <= 2 else "multiclass"
-    if present.dtype.kind == "f":
-        if present.size and not np.all(np.isfinite(present)):
+        types = {type(v) for v in present}
+        if types and all(issubclass(t, (bool, np.bool_)) for t in types):
+            return _label_kind(present)
+        if all(issubclass(t, (int, np.integer)) for t in types):
+            try:
+                present = np.array(present.tolist(), dtype=np.int64)
+            except OverflowError:
+                present = present.astype(np.float64)
+        elif all(issubclass(t, (bool, np.bool_, int, np.integer, str)) for t in types):
+            return _label_kind(present)
+        else:
+            try:
+                present = present.astype(np.float64)
+            except (TypeError, ValueError):
+                return _label_kind(present)
+            is_float = True
+    kind = present.dtype.kind
+    if kind in "bUS":
+        return _label_kind(present)
+    if kind == "f":
+        if present.size == 0 or not np.all(np.isfinite(present)):
             return "regression"
-        if present.size == 0 or not np.all(present == np.round(present)):
+        if not np.all(present == np.round(present)):
             return "regression"
-    if present.dtype.kind in "fiub" or present.dtype.kind in "US":
-        return "binary" if np.unique(present).size <= 2 else "multiclass"
-    return "regression"
+    elif kind not in "iu":
+        return "regression"
+    uniques = np.unique(present)
+    k = int(uniques.size)
+    if k <= 2:
+        return "binary"
+    n = int(present.size)
+    lo, hi = uniques[0], uniques[-1]
+    few_rows = k * MIN_ROWS_PER_CLASS > n
+    odd_start = lo not in (0, 1)
+    stored_float = is_float and not has_missing
+    if k <= MAX_SILENT_CLASSES:
+        if not (few_rows and odd_start and stored_float):
+            return "multiclass"
+        reasons = [f"fewer than {MIN_ROWS_PER_CLASS} rows per value",
+                   f"the smallest value is {_fmt(lo)}, not 0 or 1", "the column is float"]
+    else:
+        reasons = []
+        if few_rows:
+            reasons.append(f"fewer than {MIN_ROWS_PER_CLASS} rows per value")
+        if odd_start:
+            reasons.append(f"the smallest value is {_fmt(lo)}, not 0 or 1")
+        if float(hi) - float(lo) + 1 > 2 * k:
+            reasons.append("the values are sparse")
+        if stored_float:
+            reasons.append("the column is float")
+    inferred = "regression" if reasons else "multiclass"
+    other = "multiclass" if reasons else "regression"
+    why = ("; ".join(reasons) if reasons
+           else "they look like class codes: from 0 or 1, near-contiguous, "
+                f"at least {MIN_ROWS_PER_CLASS} rows per value")
+    column = f"Task {name!r}" if name is not None else "The target column"
+    key = name if name is not None else "<name>"
+    warnings.warn(
+        f"{column} has {k} distinct integer values ({_fmt(lo)} to {_fmt(hi)}) in {n} labelled "
+        f"rows and was inferred as {inferred!r} ({why}). If it is "
+        f"{'made of class labels' if reasons else 'a quantity'}, declare it: "
+        f'tasks={{"{key}": "{other}"}}; declaring its kind also silences this warning.',
+        TaskInferenceWarning,
+        stacklevel=2,
+    )
+    return inferred
+
+
+def _label_kind(present: np.ndarray) -> str:
+    """Binary for at most two distinct labels, multi-class otherwise."""
+    try:
+        k = len(set(present.tolist()))
+    except TypeError:  # unhashable labels
+        k = len(set(map(str, present)))
+    return "binary" if k <= 2 else "multiclass"
+
+
+def _fmt(v: object) -> str:
+    """Format a whole number without a trailing ``.0``."""
+    return str(int(v))  # type: ignore[call-overload]
 
 
 class Task:
@@ -390,7 +525,7 @@ def make_task(name: str, kind: str, values: np.ndarray) -> Task:
             "provide labels."
         )
     if kind is None:
-        kind = infer_task_kind(values)
+        kind = infer_task_kind(values, name=name)
     if kind not in TASK_KINDS:
         raise ValueError(
             f"Unknown kind {kind!r} for task {name!r}; expected one of {sorted(TASK_KINDS)}."
