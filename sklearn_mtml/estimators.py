@@ -23,13 +23,22 @@ from sklearn.utils import ClassifierTags, RegressorTags, Tags, check_random_stat
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PrintLog
+from skorch.callbacks import EpochTimer, LRScheduler, PrintLog
 from skorch.dataset import ValidSplit
 from skorch.utils import TeeGenerator
 from torch import nn
 
 from ._inputs import SINGLE_BLOCK, InputLayout, convert_blocks, is_block_input, prefix_groups
+from ._training import (
+    BestWeights,
+    auto_batch_size,
+    auto_max_epochs,
+    cosine_factor,
+    fit_threads,
+    torch_threads,
+)
 from .nn.model import MultiTaskModule
+from .nn.scaling import SCALINGS, block_statistics
 from .tasks import Task, is_missing, make_task
 from .weighting import make_weighting
 
@@ -143,8 +152,13 @@ class MultiTaskNet(NeuralNet):
     ----------
     tasks : dict of str to str, sequence of str, or None, default=None
         Kind of each task: ``"binary"``, ``"multiclass"`` or ``"regression"``. ``None`` infers
-        every task from its target column (non-integer floats → regression; integers, strings
-        and booleans → binary with two classes, multi-class otherwise). A dict names tasks
+        every task from its target column with :func:`sklearn_mtml.tasks.infer_task_kind`:
+        strings and booleans give binary or multi-class, non-whole numbers give regression,
+        and whole numbers give binary with two values, otherwise multi-class when they look
+        like class codes and regression when they look like a quantity (fewer than 5 rows per
+        value, a smallest value other than 0 or 1, sparse values or a float dtype), with a
+        ``TaskInferenceWarning`` naming the column whenever whole numbers are inferred as
+        regression or as more than 10 classes. A dict names tasks
         (columns of a DataFrame ``Y``, or, for an array ``Y`` with as many columns, the names
         of its columns in order); columns it does not list are inferred. A sequence gives the
         kinds in column order.
@@ -152,8 +166,13 @@ class MultiTaskNet(NeuralNet):
         How tasks share the network; see :data:`sklearn_mtml.nn.ARCHITECTURES`. Its sizes are
         ``module__`` parameters (``module__hidden_sizes``, ``module__tower_sizes``,
         ``module__dropout``, ``module__activation``, ...).
-    fusion : {"concat", "attention", "gated", "late"}, default="concat"
+    fusion : {"auto", "concat", "attention", "gated", "late"}, default="auto"
         How the blocks of a multi-block ``X`` are fused (ignored for a single block).
+        ``"auto"`` is late fusion with deep supervision and modality dropout: every modality
+        keeps its own towers and heads, trained on every task on their own as well as
+        jointly (``module__block_loss_weight``, ``module__modality_dropout``), so that the
+        fused model stays at least as good as its best single modality, also when some
+        modalities are missing at predict time.
     loss_weights : dict of str to float, sequence of float, or None, default=None
         Static weight of each task's loss (missing tasks weigh 1). An ordinary
         hyperparameter: search it with ``GridSearchCV``.
@@ -163,12 +182,34 @@ class MultiTaskNet(NeuralNet):
     optimizer : torch optimizer class, default=torch.optim.AdamW
         Optimizer; its arguments are ``optimizer__`` parameters.
     lr : float, default=1e-3
-        Learning rate.
-    max_epochs : int, default=30
-        Number of epochs.
-    batch_size : int, default=128
-        Training batch size. Prediction uses ``iterator_valid__batch_size`` when given, else
+        Learning rate (the initial one, see ``lr_schedule``).
+    max_epochs : int or "auto", default="auto"
+        Number of epochs (at most, with early stopping). ``"auto"`` plans about
+        ``TRAINING_STEPS`` (2,000) optimizer steps, between 10 and 300 epochs: many passes
+        over small data, few over large data.
+    batch_size : int or "auto", default="auto"
+        Training batch size. ``"auto"``: about ``n_train / 32`` rounded to a power of two,
+        between 16 and 256. Prediction uses ``iterator_valid__batch_size`` when given, else
         chunks of ``max(batch_size, 16384)`` rows.
+    input_scaling : {"robust", "standard"} or None, default="robust"
+        Standardise every input block inside the network from the training rows (median and
+        inter-quartile range, or mean and standard deviation; per column, per frame feature
+        or per image channel), with a soft clip of extreme values: no scaler is needed in
+        front of the net. ``None`` feeds the inputs as they are.
+    early_stopping : bool or "auto", default="auto"
+        Stop when the validation loss has not improved for ``n_iter_no_change`` epochs, and
+        restore the weights of the best epoch. The validation rows are those of
+        ``train_split`` when given, else a random ``validation_fraction`` of the training
+        rows. ``"auto"``: on when that holds at least 20 rows (``train_split`` given, or
+        200 rows or more at the default fraction).
+    validation_fraction : float, default=0.1
+        Share of the rows held out for early stopping when ``train_split`` is None.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    lr_schedule : {"cosine"} or None, default="cosine"
+        Learning-rate schedule over the planned epochs: cosine decay from ``lr`` to
+        ``lr / 20``. ``None`` keeps ``lr`` constant. Ignored when skorch's ``LRScheduler``
+        callback is given.
     train_split : None, float, int or callable, default=None
         Validation split: ``None`` trains on all rows; a float in (0, 1) holds out that share
         of rows; an int ``k`` holds out ``1/k``; a skorch ``ValidSplit`` or any callable
@@ -246,13 +287,18 @@ class MultiTaskNet(NeuralNet):
         tasks: Mapping[str, str] | Sequence[str] | None = None,
         *,
         architecture: str = "shared_bottom",
-        fusion: str = "concat",
+        fusion: str = "auto",
         loss_weights: Mapping[str, float] | Sequence[float] | None = None,
         weighting: str = "fixed",
         optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
         lr: float = 1e-3,
-        max_epochs: int = 30,
-        batch_size: int = 128,
+        max_epochs: int | str = "auto",
+        batch_size: int | str = "auto",
+        input_scaling: str | None = "robust",
+        early_stopping: bool | str = "auto",
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        lr_schedule: str | None = "cosine",
         train_split: Any = None,
         callbacks: Any = None,
         warm_start: bool = False,
@@ -272,6 +318,11 @@ class MultiTaskNet(NeuralNet):
         self.lr = lr
         self.max_epochs = max_epochs
         self.batch_size = batch_size
+        self.input_scaling = input_scaling
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.lr_schedule = lr_schedule
         self.train_split = train_split
         self.callbacks = callbacks
         self.warm_start = warm_start
@@ -407,6 +458,7 @@ class MultiTaskNet(NeuralNet):
         """Build the :class:`~sklearn_mtml.nn.model.MultiTaskModule` for the fitted layout."""
         self._require_fitted_layout()
         kwargs = self.get_params_for("module")
+        kwargs.setdefault("input_stats", getattr(self, "input_stats_", None))
         self.module_ = MultiTaskModule(
             self.layout_.shapes,
             [task.n_outputs for task in self.tasks_.values()],
@@ -435,12 +487,26 @@ class MultiTaskNet(NeuralNet):
     # validation of parameters, targets and inputs
     # ------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        for name in ("max_epochs", "batch_size"):
+        for name in ("max_epochs", "batch_size", "n_iter_no_change"):
             value = getattr(self, name)
+            if name != "n_iter_no_change" and isinstance(value, str) and value == "auto":
+                continue
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+                allowed = "" if name == "n_iter_no_change" else " or 'auto'"
+                raise ValueError(f"{name} must be a positive integer{allowed}, got {value!r}.")
         if not isinstance(self.lr, numbers.Real) or not np.isfinite(self.lr) or self.lr <= 0:
             raise ValueError(f"lr must be a positive finite number, got {self.lr!r}.")
+        if self.input_scaling is not None and self.input_scaling not in SCALINGS:
+            raise ValueError(f"input_scaling must be one of {list(SCALINGS)} or None, got "
+                             f"{self.input_scaling!r}.")
+        if not (self.early_stopping in (True, False) or self.early_stopping == "auto"):
+            raise ValueError("early_stopping must be True, False or 'auto', got "
+                             f"{self.early_stopping!r}.")
+        vf = self.validation_fraction
+        if not isinstance(vf, numbers.Real) or isinstance(vf, bool) or not 0 < vf < 1:
+            raise ValueError(f"validation_fraction must be a number in (0, 1), got {vf!r}.")
+        if self.lr_schedule not in (None, "cosine"):
+            raise ValueError(f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}.")
         _resolve_device(self.device)
 
     def _validate_targets(self, y: Any) -> tuple[list[str], list[np.ndarray], bool]:
@@ -600,6 +666,11 @@ class MultiTaskNet(NeuralNet):
         else:
             self.__dict__.pop("classes_", None)
         targets, label_mask = self._encode_targets(cols)
+        self.input_stats_ = None if self.input_scaling is None else {
+            name: block_statistics(block if mask[:, j].all() else block[mask[:, j]],
+                                   self.input_scaling)
+            for j, (name, block) in enumerate(blocks.items())
+        }
         return blocks, mask, targets, label_mask
 
     def _encode_targets(self, cols: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -610,13 +681,25 @@ class MultiTaskNet(NeuralNet):
     # ------------------------------------------------------------------------------------
     # fitting
     # ------------------------------------------------------------------------------------
+    def _seed(self) -> int | None:
+        if self.random_state is None:
+            return None
+        if isinstance(self.random_state, numbers.Integral):
+            return int(self.random_state)
+        # a RandomState instance: draw once per fit and remember it for the whole fit
+        seed = getattr(self, "_fit_seed", None)
+        if seed is None:
+            seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        return seed
+
     @contextlib.contextmanager
     def _seeded(self):
-        if self.random_state is None:
+        self._fit_seed = None
+        seed = self._seed()
+        self._fit_seed = seed
+        if seed is None:
             yield
             return
-        seed = (int(self.random_state) if isinstance(self.random_state, numbers.Integral)
-                else int(check_random_state(self.random_state).randint(2**31 - 1)))
         devices = [self.device_] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
@@ -686,10 +769,27 @@ ModalityBlocks
             array = array.copy()
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device_)
 
+    def _uses_early_stopping(self, n: int) -> bool:
+        if self.early_stopping == "auto":
+            if self.train_split is not None:
+                return True
+            return int(n * self.validation_fraction) >= 20
+        return bool(self.early_stopping)
+
     def _split_indices(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         split = self.train_split
         if split is None:
-            return np.arange(n), None
+            if not self._uses_early_stopping(n):
+                return np.arange(n), None
+            n_valid = max(int(round(n * self.validation_fraction)), 1)
+            if n - n_valid < 2:
+                raise ValueError(
+                    f"early_stopping needs at least 2 training rows besides the "
+                    f"{n_valid} validation rows, but X has {n} rows; pass "
+                    "early_stopping=False."
+                )
+            order = check_random_state(self._seed()).permutation(n)
+            return np.sort(order[n_valid:]), np.sort(order[:n_valid])
         if isinstance(split, numbers.Real) and not isinstance(split, bool):
             split = ValidSplit(split if split < 1 else int(split), stratified=False,
                                random_state=0)
@@ -731,18 +831,73 @@ ModalityBlocks
         }
         train_t = torch.as_tensor(train_idx, device=self.device_)
         valid_t = None if valid_idx is None else torch.as_tensor(valid_idx, device=self.device_)
+        validates = valid_t is not None and len(valid_t) > 0
+        self._resolve_budget(len(train_idx))
+        threads = None
+        if self.device_.type == "cpu":
+            threads = fit_threads(self._step_flops(tensors, train_t))
+        stopper = BestWeights(self.n_iter_no_change) if (
+            validates and self._uses_early_stopping(n)) else None
+        base_lrs = [group["lr"] for group in self.optimizer_.param_groups]
+        cosine = self.lr_schedule == "cosine" and not any(
+            isinstance(cb, LRScheduler) for _, cb in self.callbacks_)
         epoch_kwargs = {"dataset_train": train_idx, "dataset_valid": valid_idx}
         self.notify("on_train_begin", X=blocks, y=targets)
-        try:
-            for _ in range(self.max_epochs):
-                self.notify("on_epoch_begin", **epoch_kwargs)
-                self._train_epoch(tensors, train_t)
-                if valid_t is not None and len(valid_t):
-                    self._valid_epoch(tensors, valid_t)
-                self.notify("on_epoch_end", **epoch_kwargs)
-        except KeyboardInterrupt:  # skorch's EarlyStopping stops training this way
-            pass
+        with torch_threads(threads):
+            try:
+                for epoch in range(self.max_epochs_):
+                    if cosine:
+                        factor = cosine_factor(epoch, self.max_epochs_)
+                        for group, lr in zip(self.optimizer_.param_groups, base_lrs):
+                            group["lr"] = lr * factor
+                    self.notify("on_epoch_begin", **epoch_kwargs)
+                    self._train_epoch(tensors, train_t)
+                    if validates:
+                        self._valid_epoch(tensors, valid_t)
+                    self.notify("on_epoch_end", **epoch_kwargs)
+                    if stopper is not None and stopper.update(
+                            self.history[-1, "valid_loss"], epoch, self._trained_modules()):
+                        break
+            except KeyboardInterrupt:  # skorch's EarlyStopping stops training this way
+                pass
+            finally:
+                if cosine:  # the next fit or partial_fit starts from lr again
+                    for group, lr in zip(self.optimizer_.param_groups, base_lrs):
+                        group["lr"] = lr
+        if stopper is not None:
+            stopper.restore(self._trained_modules())
+            self.best_epoch_ = stopper.best_epoch + 1 if stopper.best_epoch >= 0 else None
+        else:
+            self.best_epoch_ = None
         self.notify("on_train_end", X=blocks, y=targets)
+
+    def _trained_modules(self) -> dict[str, nn.Module]:
+        return {"module_": self.module_, "weighting_": self.weighting_}
+
+    def _resolve_budget(self, n_train: int) -> None:
+        """Set ``batch_size_`` and ``max_epochs_`` from the parameters and the data."""
+        self.batch_size_ = (auto_batch_size(n_train) if self.batch_size == "auto"
+                            else int(self.batch_size))
+        self.max_epochs_ = (auto_max_epochs(len(self._batches(n_train, self.batch_size_)))
+                            if self.max_epochs == "auto" else int(self.max_epochs))
+
+    def _step_flops(self, tensors: dict, train_t: torch.Tensor) -> float:
+        """Estimated floating-point operations of one training step (3× a forward pass)."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        rows = train_t[:2]
+        xb, mb, _, _ = self._take(tensors, rows)
+        was_training = self.module_.training
+        self.module_.eval()
+        try:
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                self.module_(xb, mb)
+            flops = counter.get_total_flops() / max(len(rows), 1)
+        except Exception:  # noqa: BLE001 - an estimate only: fall back to the weights
+            flops = 2.0 * sum(p.numel() for p in self.module_.parameters())
+        finally:
+            self.module_.train(was_training)
+        return 3.0 * flops * self.batch_size_
 
     def _take(self, tensors: dict, idx: torch.Tensor) -> tuple[dict, torch.Tensor,
                                                                torch.Tensor, torch.Tensor]:
@@ -758,7 +913,7 @@ ModalityBlocks
         total = torch.zeros(n_tasks, device=self.device_)
         count = torch.zeros(n_tasks, device=self.device_)
         objective_sum = torch.zeros((), device=self.device_)
-        batches = self._batches(len(order), self.batch_size)
+        batches = self._batches(len(order), self.batch_size_)
         for start, stop in batches:
             xb, mb, yb, lb = self._take(tensors, order[start:stop])
             batch = ((xb, mb), (yb, lb))
@@ -852,7 +1007,10 @@ ModalityBlocks
     # ------------------------------------------------------------------------------------
     def _predict_batch_size(self) -> int:
         size = self.get_params_for("iterator_valid").get("batch_size")
-        return int(size) if size else max(int(self.batch_size), 16384)
+        if size:
+            return int(size)
+        train_size = getattr(self, "batch_size_", self.batch_size)
+        return max(int(train_size) if train_size != "auto" else 256, 16384)
 
     def forward_outputs(self, X: Any) -> list[np.ndarray]:
         """Raw network outputs: one ``(n, k_t)`` array per task (logits or scaled values).
@@ -933,7 +1091,7 @@ ModalityBlocks
             raise ValueError(
                 "attention_weights needs architecture='task_attention' and a fusion other than "
                 f"'late'; this net has architecture={self.architecture!r}, "
-                f"fusion={self.fusion!r}."
+                f"fusion={self.module_.fusion_name!r}."
             )
         collected: list[torch.Tensor] = []
         with arch.recording_attention():

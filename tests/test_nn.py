@@ -85,4 +85,4 @@ def test_late_fusion_can_return_each_blocks_outputs():
     assert len(per_block) == 2 and [o.shape for o in per_block[1]] == [(5, 1), (5, 2)]
     assert used.shape == (5, 2)
     with pytest.raises(ValueError, match="block_loss_weight needs fusion='late'"):
-        MultiTaskModule({"a": (3,), "b": (4,)}, [1], block_loss_weight=1.0)
+        MultiTaskModule({"a": (3,), "b": (4,)}, [1], fusion="concat", block_loss_weight=1.0)

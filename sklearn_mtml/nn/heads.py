@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["TaskHeads"]
+__all__ = ["TaskHeads", "WideHeads"]
 
 
 class TaskHeads(nn.Module):
@@ -32,3 +32,67 @@ class TaskHeads(nn.Module):
     def forward(self, reps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Apply each task's head to its representation."""
         return [head(r) for head, r in zip(self.heads, reps)]
+
+
+class WideHeads(nn.Module):
+    """The wide (linear) path of a wide & deep network: inputs → every task's outputs.
+
+    Each block gets one linear map from its (scaled) inputs to the outputs of all tasks, so
+    that the network contains the linear model as a special case: on small tabular or pooled
+    features the deep part only has to learn what a linear model cannot. Sequence blocks
+    enter through the mean of their non-padding frames, image blocks through their pixels
+    (up to :attr:`max_pixels` values per row, else their channel means). Weights start at zero.
+
+    Parameters
+    ----------
+    block_shapes : sequence of tuple of int
+        Per-row shape of each block.
+    out_features : sequence of int
+        Number of outputs of each task.
+    """
+
+    #: Largest image (C·H·W values) whose pixels enter the wide path directly.
+    max_pixels = 4096
+
+    def __init__(self, block_shapes: Sequence[Sequence[int]], out_features: Sequence[int]):
+        super().__init__()
+        self.splits = [int(o) for o in out_features]
+        self.shapes = [tuple(int(s) for s in shape) for shape in block_shapes]
+        self.linears = nn.ModuleList(
+            nn.Linear(self._width(shape), sum(self.splits)) for shape in self.shapes)
+        for linear in self.linears:
+            nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def _width(self, shape: tuple[int, ...]) -> int:
+        if len(shape) == 1:
+            return shape[0]
+        if len(shape) == 2:
+            return shape[1]
+        size = 1
+        for s in shape:
+            size *= s
+        return size if size <= self.max_pixels else shape[0]
+
+    def _inputs(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        if len(shape) == 1:
+            return x
+        if len(shape) == 2:  # (n, T, F): mean over non-padding frames
+            frames = (x != 0).any(-1, keepdim=True).to(x.dtype)
+            return (x * frames).sum(1) / frames.sum(1).clamp_min(1.0)
+        flat = x.flatten(1)
+        if flat.shape[1] <= self.max_pixels:
+            return flat
+        return x.flatten(2).mean(2)
+
+    def per_block(self, xs: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """Each block's contribution to each task: ``[block][task] -> (n, k_t)``."""
+        return [list(torch.split(linear(self._inputs(x, shape)), self.splits, dim=1))
+                for linear, x, shape in zip(self.linears, xs, self.shapes)]
+
+    def forward(self, xs: Sequence[torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
+        """Sum of the present blocks' contributions: one ``(n, k_t)`` tensor per task."""
+        m = mask.to(xs[0].dtype)
+        total = sum(linear(self._inputs(x, shape)) * m[:, i:i + 1] for i, (linear, x, shape)
+                    in enumerate(zip(self.linears, xs, self.shapes)))
+        return list(torch.split(total, self.splits, dim=1))

@@ -10,11 +10,17 @@ from torch import nn
 from .architectures import ARCHITECTURES, make_architecture
 from .encoders import make_encoder
 from .fusion import FUSIONS
-from .heads import TaskHeads
+from .heads import TaskHeads, WideHeads
+from .scaling import BlockScaler
 
 __all__ = ["MultiTaskModule"]
 
-_FUSION_CHOICES = sorted([*FUSIONS, "late"])
+_FUSION_CHOICES = sorted([*FUSIONS, "auto", "late"])
+
+#: Modality dropout used by ``modality_dropout="auto"`` when there are several blocks.
+AUTO_MODALITY_DROPOUT = 0.25
+#: Block loss weight used by ``block_loss_weight="auto"`` with late fusion of several blocks.
+AUTO_BLOCK_LOSS_WEIGHT = 1.0
 
 
 class MultiTaskModule(nn.Module):
@@ -23,10 +29,11 @@ class MultiTaskModule(nn.Module):
     Data flow for ``M`` blocks and ``T`` tasks::
 
         blocks {name: (n, *shape)}, mask (n, M)
+          → per-block scaling (fitted stats) → scaled blocks
           → one encoder per block            → embeddings (n, d_m)
           → fusion (concat|attention|gated)  → h (n, d)           [+ tokens (n, M, e)]
           → architecture                     → T representations (n, d_t)
-          → heads                            → T outputs (n, k_t)
+          → heads (+ wide linear path)       → T outputs (n, k_t)
 
     With ``fusion="late"`` every block has its own architecture and heads, and each task's
     outputs are averaged over the present blocks with learned, renormalised weights.
@@ -39,8 +46,11 @@ class MultiTaskModule(nn.Module):
         Number of outputs of each task's head.
     architecture : str or MultiTaskArchitecture subclass, default="shared_bottom"
         A key of :data:`~sklearn_mtml.nn.architectures.ARCHITECTURES`.
-    fusion : {"concat", "attention", "gated", "late"}, default="concat"
-        How block embeddings are combined.
+    fusion : {"auto", "concat", "attention", "gated", "late"}, default="auto"
+        How block embeddings are combined. ``"auto"``: ``"late"`` for several blocks (each
+        modality keeps its own heads, so the fused model cannot fall far below its best
+        single modality), ``"concat"`` for one block or for an architecture that attends
+        over the modality tokens itself (``"task_attention"``).
     embed_dim : int, default=64
         Width of block embeddings where they are needed (several blocks with an attention or
         gated fusion, token-based architectures, sequence and image blocks).
@@ -48,15 +58,27 @@ class MultiTaskModule(nn.Module):
         Encoder kind per block name, overriding the choice by shape.
     encoder_params : mapping, optional
         Keyword arguments for every encoder (``activation``, ``dropout``, ...).
-    modality_dropout : float or mapping of str to float, default=0.0
+    modality_dropout : "auto", float or mapping of str to float, default="auto"
         During training, the probability of hiding each present block of a row (at least one
         present block per row is kept), so that the model learns to cope with missing ones.
         A mapping gives each block its own probability (``{"audio": 0.5}``: hide the audio
         often, so that the other blocks learn to stand alone; unlisted blocks: 0).
-    block_loss_weight : float, default=0.0
+        ``"auto"``: 0.25 with several blocks, 0 with one.
+    block_loss_weight : "auto" or float, default="auto"
         Late fusion only: weight of each block's own predictions in the training loss (deep
         supervision). Each block's towers then learn to predict on their own, so the model
-        keeps the single-modality accuracy when the other blocks are missing.
+        keeps the single-modality accuracy when the other blocks are missing. ``"auto"``:
+        1.0 for late fusion of several blocks, else 0.
+    input_stats : mapping of str to (array, array), optional
+        Per-block ``(center, scale)`` from
+        :func:`~sklearn_mtml.nn.scaling.block_statistics`: each listed block is scaled
+        inside the network (see :class:`~sklearn_mtml.nn.scaling.BlockScaler`).
+    input_clip : float or None, default=3.0
+        Soft clip of the scaled inputs (see :class:`~sklearn_mtml.nn.scaling.BlockScaler`).
+    wide : bool, default=True
+        Add a linear path from every block's scaled inputs to every task's outputs (wide &
+        deep, :class:`~sklearn_mtml.nn.heads.WideHeads`), so that the network contains the
+        linear model.
     **architecture_params
         Hyperparameters of the architecture (``hidden_sizes``, ``tower_sizes``, ...).
     """
@@ -66,18 +88,32 @@ class MultiTaskModule(nn.Module):
         block_shapes: Mapping[str, Sequence[int]],
         task_outputs: Sequence[int],
         architecture: str = "shared_bottom",
-        fusion: str = "concat",
+        fusion: str = "auto",
         embed_dim: int = 64,
         encoders: Mapping[str, str] | None = None,
         encoder_params: Mapping | None = None,
-        modality_dropout: float | Mapping[str, float] = 0.0,
-        block_loss_weight: float = 0.0,
+        modality_dropout: str | float | Mapping[str, float] = "auto",
+        block_loss_weight: str | float = "auto",
+        input_stats: Mapping[str, tuple] | None = None,
+        input_clip: float | None = 3.0,
+        wide: bool = True,
         **architecture_params,
     ):
         super().__init__()
         if fusion not in _FUSION_CHOICES:
             raise ValueError(f"Unknown fusion {fusion!r}; expected one of {_FUSION_CHOICES}.")
         self.block_names = list(block_shapes)
+        n_blocks = len(self.block_names)
+        arch_cls = ARCHITECTURES.get(architecture, architecture) if isinstance(
+            architecture, str) else architecture
+        uses_tokens = bool(getattr(arch_cls, "uses_tokens", False)) and n_blocks > 1
+        if fusion == "auto":  # token-based architectures fuse the modalities themselves
+            fusion = "late" if n_blocks > 1 and not uses_tokens else "concat"
+        if isinstance(modality_dropout, str) and modality_dropout == "auto":
+            modality_dropout = AUTO_MODALITY_DROPOUT if n_blocks > 1 else 0.0
+        if isinstance(block_loss_weight, str) and block_loss_weight == "auto":
+            block_loss_weight = AUTO_BLOCK_LOSS_WEIGHT if fusion == "late" and n_blocks > 1 \
+                else 0.0
         self.fusion_name = fusion
         if not (block_loss_weight >= 0 and float(block_loss_weight) < float("inf")):
             raise ValueError(f"block_loss_weight must be finite and >= 0, got "
@@ -94,10 +130,15 @@ class MultiTaskModule(nn.Module):
         if unknown:
             raise ValueError(f"encoders names unknown blocks {unknown}; blocks are "
                              f"{self.block_names}.")
-        arch_cls = ARCHITECTURES.get(architecture, architecture) if isinstance(
-            architecture, str) else architecture
-        n_blocks = len(self.block_names)
-        uses_tokens = bool(getattr(arch_cls, "uses_tokens", False)) and n_blocks > 1
+        stats = dict(input_stats or {})
+        unknown = sorted(set(stats) - set(self.block_names))
+        if unknown:
+            raise ValueError(f"input_stats names unknown blocks {unknown}; blocks are "
+                             f"{self.block_names}.")
+        self.scalers = nn.ModuleDict({
+            name: BlockScaler(*stats[name], ndim=len(block_shapes[name]), clip=input_clip)
+            for name in self.block_names if name in stats
+        })
         fusion_cls = FUSIONS.get(fusion)
         equal_dims = uses_tokens or (
             fusion_cls is not None and fusion_cls.needs_equal_dims and n_blocks > 1)
@@ -131,6 +172,8 @@ class MultiTaskModule(nn.Module):
                 architecture, self.fusion.out_features, n_tasks, self.token_dim,
                 **architecture_params)
             self.heads = TaskHeads(self.architecture.out_features, task_outputs)
+        self.wide = WideHeads([tuple(block_shapes[n]) for n in self.block_names],
+                              task_outputs) if wide else None
 
     def _dropout_probs(self, modality_dropout: float | Mapping[str, float]) -> list[float]:
         if isinstance(modality_dropout, Mapping):
@@ -210,22 +253,29 @@ class MultiTaskModule(nn.Module):
             mask = torch.ones(xs[0].shape[0], len(xs), dtype=torch.bool, device=xs[0].device)
         if self.training and self._drops_modalities:
             mask = self._drop_modalities(mask)
+        xs = [self.scalers[name](x) if name in self.scalers else x
+              for name, x in zip(self.block_names, xs)]
         embs = [enc(x) for enc, x in zip(self.encoders.values(), xs)]
         per_block = None
         if self.fusion is None:
-            outputs, weights, per_block = self._late(embs, mask)
+            outputs, weights, per_block = self._late(embs, mask, xs)
         else:
             h, weights = self.fusion(embs, mask)
             tokens = torch.stack(embs, dim=1) if self.token_dim is not None else None
             reps = self.architecture(h, tokens, mask if tokens is not None else None)
             outputs = self.heads(reps)
+            if self.wide is not None:
+                outputs = [o + w for o, w in zip(outputs, self.wide(xs, mask))]
         if return_blocks:
             return outputs, per_block, mask
         return (outputs, weights) if return_weights else outputs
 
-    def _late(self, embs, mask):
+    def _late(self, embs, mask, xs):
         per_block = [heads(arch(e)) for arch, heads, e in
                      zip(self.architectures, self.heads, embs)]
+        if self.wide is not None:
+            per_block = [[o + w for o, w in zip(outs, wides)]
+                         for outs, wides in zip(per_block, self.wide.per_block(xs))]
         logits = self.late_logits.unsqueeze(0).masked_fill(~mask.unsqueeze(1), float("-inf"))
         w = torch.nan_to_num(torch.softmax(logits, dim=2), nan=0.0)  # (n, T, M)
         outputs = [

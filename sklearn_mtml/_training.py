@@ -1,0 +1,179 @@
+"""The training budget of a fit, chosen from the data.
+
+Batch size, epochs, learning-rate schedule, early stopping and CPU threads.
+
+These are the rules behind ``MultiTaskNet``'s ``"auto"`` defaults, kept in one place so that
+the docs, the estimator and the tests agree on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+__all__ = [
+    "TRAINING_STEPS",
+    "BestWeights",
+    "auto_batch_size",
+    "auto_max_epochs",
+    "cosine_factor",
+    "fit_threads",
+    "torch_threads",
+]
+
+#: Optimizer steps that ``max_epochs="auto"`` plans for (before early stopping).
+TRAINING_STEPS = 2000
+#: Bounds of ``max_epochs="auto"``.
+MIN_EPOCHS, MAX_EPOCHS = 10, 300
+#: Bounds of ``batch_size="auto"``.
+MIN_BATCH, MAX_BATCH = 16, 256
+#: Floating-point operations per optimizer step below which one CPU thread is fastest.
+SINGLE_THREAD_FLOPS = 2e8
+#: Final learning rate of the cosine schedule, as a fraction of ``lr``.
+COSINE_FLOOR = 0.05
+
+
+def auto_batch_size(n_train: int) -> int:
+    """Batch size for ``n_train`` training rows: ``n/32`` as a power of two, in [16, 256].
+
+    Small data get small batches (enough optimizer steps per epoch), large data the
+    throughput of larger ones.
+
+    Parameters
+    ----------
+    n_train : int
+        Number of training rows.
+
+    Returns
+    -------
+    batch_size : int
+    """
+    target = max(n_train / 32.0, 1.0)
+    size = 2 ** round(math.log2(target))
+    return int(min(max(size, MIN_BATCH), MAX_BATCH))
+
+
+def auto_max_epochs(batches_per_epoch: int) -> int:
+    """Epochs that give about :data:`TRAINING_STEPS` optimizer steps, within [10, 300].
+
+    Parameters
+    ----------
+    batches_per_epoch : int
+        Optimizer steps per epoch.
+
+    Returns
+    -------
+    max_epochs : int
+    """
+    epochs = math.ceil(TRAINING_STEPS / max(batches_per_epoch, 1))
+    return int(min(max(epochs, MIN_EPOCHS), MAX_EPOCHS))
+
+
+def cosine_factor(epoch: int, n_epochs: int) -> float:
+    """Learning-rate factor of ``epoch`` (0-based) under cosine decay to :data:`COSINE_FLOOR`.
+
+    Parameters
+    ----------
+    epoch : int
+        Current epoch, from 0.
+    n_epochs : int
+        Planned number of epochs.
+
+    Returns
+    -------
+    factor : float
+        1 at the first epoch, :data:`COSINE_FLOOR` at the last.
+    """
+    if n_epochs <= 1:
+        return 1.0
+    progress = min(epoch / (n_epochs - 1), 1.0)
+    return COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class BestWeights:
+    """Early stopping on a validation loss, keeping a copy of the best weights.
+
+    Parameters
+    ----------
+    patience : int
+        Epochs without improvement after which :meth:`update` returns ``True`` (stop).
+    tol : float, default=1e-4
+        Minimum relative improvement that counts.
+    """
+
+    def __init__(self, patience: int, tol: float = 1e-4):
+        self.patience = int(patience)
+        self.tol = float(tol)
+        self.best = math.inf
+        self.best_epoch = -1
+        self.state: dict[str, dict[str, torch.Tensor]] | None = None
+        self._stale = 0
+
+    def update(self, loss: float, epoch: int, modules: dict[str, nn.Module]) -> bool:
+        """Record the epoch's validation loss; return whether training should stop.
+
+        A non-finite loss never improves.
+        """
+        if math.isfinite(loss) and loss < self.best - self.tol * abs(self.best if
+                                                                     math.isfinite(self.best)
+                                                                     else 0.0):
+            self.best, self.best_epoch, self._stale = loss, epoch, 0
+            self.state = {name: {k: v.detach().clone() for k, v in m.state_dict().items()}
+                          for name, m in modules.items()}
+            return False
+        self._stale += 1
+        return self._stale >= self.patience
+
+    def restore(self, modules: dict[str, nn.Module]) -> None:
+        """Load the best weights back into ``modules`` (no-op when none was recorded)."""
+        if self.state is None:
+            return
+        for name, m in modules.items():
+            m.load_state_dict(self.state[name])
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def fit_threads(flops_per_step: float) -> int:
+    """Intra-op threads for CPU training steps that cost ``flops_per_step``.
+
+    Small steps run fastest, and reproducibly, on one thread: OpenMP's fork-join and spinning
+    cost more than they save, many times more on a machine loaded by other jobs. Larger steps
+    use torch's current thread count, capped by the cores this process may use.
+
+    Parameters
+    ----------
+    flops_per_step : float
+        Estimated floating-point operations of one training step (forward and backward).
+
+    Returns
+    -------
+    n_threads : int
+    """
+    if flops_per_step < SINGLE_THREAD_FLOPS:
+        return 1
+    return max(1, min(torch.get_num_threads(), _cpu_count()))
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int | None) -> Iterator[None]:
+    """Run the block with ``n_threads`` torch intra-op threads (``None``: unchanged)."""
+    previous = torch.get_num_threads()
+    if n_threads is None or n_threads == previous:
+        yield
+        return
+    torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
