@@ -18,7 +18,10 @@ anything but 2-D ones, so three documented-or-narrow hooks are overridden:
 * ``_record_output_indices`` counts flattened widths.
 
 Presence masks are computed from the raw input columns of each block (an item column entry
-that is None/NaN, or a row where every selected tabular column is NaN).
+that is None/NaN, or a row where every selected tabular column is NaN), combined with the
+"no signal" rule of the block's transformer when it has one (its ``absent_items`` method:
+an empty or silent clip, a constant image, a blank text for the transformers of
+:mod:`sklearn_mtml.features`).
 """
 
 from __future__ import annotations
@@ -85,6 +88,24 @@ def _absent_rows(part: Any, n: int) -> np.ndarray:
     return na.reshape(n, -1).all(axis=1)
 
 
+def _no_signal_rows(trans: Any, part: Any, n: int, name: str) -> np.ndarray:
+    """Rows the block's transformer reports as carrying no signal (its ``absent_items``).
+
+    Transformers without an ``absent_items`` method (``"passthrough"``, scikit-learn's own)
+    report none: for them only None/NaN inputs are absent.
+    """
+    rule = getattr(trans, "absent_items", None)
+    if not callable(rule):
+        return np.zeros(n, dtype=bool)
+    absent = np.asarray(rule(part))
+    if absent.shape != (n,) or absent.dtype != bool:
+        raise ValueError(
+            f"ModalityFusion: {type(trans).__name__}.absent_items of block {name!r} returned "
+            f"{absent.dtype} of shape {absent.shape}; expected a boolean array of shape ({n},)."
+        )
+    return absent
+
+
 def _uses_names(columns: Any) -> bool:
     if isinstance(columns, str):
         return True
@@ -139,10 +160,13 @@ class ModalityFusion(ColumnTransformer, auto_wrap_output_keys=None):
         Multiplicative weight of each block's output, keyed by block name.
     mask_missing : bool, default=True
         ``True``: a row whose raw input of a block is missing (None/NaN item; all selected
-        columns NaN) is marked absent in the block's mask, and the transformer's output for
-        that row is kept as it is (the modality transformers give zeros). ``False``: every
-        modality is required in every row; an absent one is an error naming the block,
-        column and row, at fit and at transform.
+        columns NaN), or whose item carries no signal by the rule of the block's transformer
+        (its ``absent_items`` method, when it has one: with the default ``detect_empty=True``
+        of :mod:`sklearn_mtml.features`, an empty or silent clip, a constant image, an empty
+        or whitespace-only text), is marked absent in the block's mask, and the
+        transformer's output for that row is kept as it is (the modality transformers give
+        zeros). ``False``: every modality is required in every row; an absent one is an
+        error naming the block, column and row, at fit and at transform.
     verbose : bool, default=False
         Print the time spent fitting each transformer.
     verbose_feature_names_out : bool, str or callable, default=True
@@ -162,7 +186,7 @@ class ModalityFusion(ColumnTransformer, auto_wrap_output_keys=None):
     block_columns_ : dict of str to list
         Input columns (labels, or indices for an array input) of each block.
     absent_counts_ : dict of str to int
-        Rows marked absent in each block at fit.
+        Rows marked absent in each block at fit (missing or carrying no signal).
     output_indices_ : dict of str to slice
         Columns of each block in the ``output="concat"`` matrix (flattened).
     sparse_output_ : bool
@@ -475,8 +499,10 @@ class ModalityFusion(ColumnTransformer, auto_wrap_output_keys=None):
                         f"at transform but {self.block_shapes_[name]} at fit."
                     )
         masks = {}
-        for name, _, columns, _ in specs:
-            absent = _absent_rows(_safe_indexing(X, columns, axis=1), n)
+        for name, trans, columns, _ in specs:
+            part = _safe_indexing(X, columns, axis=1)
+            missing = _absent_rows(part, n)
+            absent = missing | _no_signal_rows(trans, part, n, name)
             if absent.any() and not self.mask_missing:
                 row = int(np.flatnonzero(absent)[0])
                 label = ""
@@ -487,9 +513,16 @@ class ModalityFusion(ColumnTransformer, auto_wrap_output_keys=None):
                 cols = self.block_columns_[name]
                 col = f"column {cols[0]!r}" if len(cols) == 1 else f"columns {cols}"
                 when = "" if fit else " but was required at fit"
+                what, hint = "is missing", ""
+                if not missing[row]:
+                    what = "carries no signal"
+                    hint = (f" The rule is {type(trans).__name__}.absent_items (an empty or "
+                            "silent clip, a constant image, a blank text); set "
+                            "detect_empty=False on the transformer to keep such items.")
                 raise ValueError(
-                    f"ModalityFusion: modality {name!r} ({col}) is missing in row {row}"
+                    f"ModalityFusion: modality {name!r} ({col}) {what} in row {row}"
                     f"{label}{when} (mask_missing=False); {int(absent.sum())} rows miss it."
+                    f"{hint}"
                 )
             masks[name] = ~absent
         if fit:

@@ -2,7 +2,10 @@
 
 Each transformer takes one modality column (a pandas Series, a list, a 1-D object array or a
 one-column DataFrame of per-row items) and returns float32 features. Missing rows (``None`` or
-NaN) give all-zero output rows; they are never dropped.
+NaN) give all-zero output rows; they are never dropped. So do, with ``detect_empty=True`` (the
+default), items that carry no signal: an empty or silent clip, a constant image, an empty or
+whitespace-only text; ``absent_items(X)`` reports both kinds, and
+:class:`~sklearn_mtml.fusion.ModalityFusion` marks them absent in its presence masks.
 """
 
 from .audio import AudioFeatures

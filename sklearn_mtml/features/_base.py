@@ -4,7 +4,9 @@ A *modality column* is one column of a data frame whose cells are per-row items:
 arrays or strings. The helpers here turn such a column into a list of items, detect missing
 entries (``None`` / NaN / ``pandas.NA``), build error messages that name the row, and provide the
 small base class that gives the three transformers their common scikit-learn behaviour
-(``set_output``, tags, feature names, fitted checks).
+(``set_output``, tags, feature names, fitted checks) and the "no signal" protocol
+(:meth:`ModalityTransformer.absent_items`) that :class:`~sklearn_mtml.fusion.ModalityFusion`
+reads to mark degraded items (a silent clip, a blank image, an empty text) as absent.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ __all__ = [
     "is_missing",
     "is_path",
     "missing_mask",
+    "recall_file",
+    "remember_file",
     "row_error",
 ]
 
@@ -53,6 +57,62 @@ def missing_mask(items: Sequence[Any]) -> np.ndarray:
 def is_path(item: Any) -> bool:
     """Return True for a file path (``str`` or ``os.PathLike``)."""
     return isinstance(item, (str, os.PathLike))
+
+
+# What decoding a file taught about its content (a clip's peak amplitude, whether an image is
+# constant), keyed by the file's identity, so that ``absent_items`` called right after
+# ``transform`` (as ModalityFusion does) does not decode every file a second time. A modified
+# file has another size or modification time, hence another key: a stale value is never used.
+_FILE_MEMO: dict[tuple, Any] = {}
+_FILE_MEMO_MAX = 200_000
+
+
+def _file_key(kind: str, path: Any) -> tuple | None:
+    path_str = os.fspath(path)
+    try:
+        st = os.stat(path_str)
+    except OSError:
+        return None
+    return kind, os.path.abspath(path_str), st.st_size, st.st_mtime_ns
+
+
+def remember_file(kind: str, path: Any, value: Any) -> None:
+    """Record ``value``, a fact about the content of the file ``path``, under ``kind``.
+
+    Parameters
+    ----------
+    kind : str
+        What the value is (e.g. ``"audio_peak"``); one namespace per fact.
+    path : str or os.PathLike
+        The file; its absolute path, size and modification time form the key.
+    value : object
+        The fact, returned by :func:`recall_file` while the file is unchanged.
+    """
+    key = _file_key(kind, path)
+    if key is None:
+        return
+    if len(_FILE_MEMO) >= _FILE_MEMO_MAX:
+        _FILE_MEMO.clear()
+    _FILE_MEMO[key] = value
+
+
+def recall_file(kind: str, path: Any) -> Any:
+    """Return what :func:`remember_file` recorded for the unchanged file, or None.
+
+    Parameters
+    ----------
+    kind : str
+        What the value is (the ``kind`` given to :func:`remember_file`).
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    object or None
+        The recorded value; None when nothing was recorded or the file changed since.
+    """
+    key = _file_key(kind, path)
+    return None if key is None else _FILE_MEMO.get(key)
 
 
 def row_error(
@@ -187,11 +247,15 @@ def column_to_items(
     return items
 
 
-def check_not_all_missing(mask: np.ndarray, name: str) -> None:
-    """Raise a ValueError when every row of the column is missing (used at fit)."""
+def check_not_all_missing(mask: np.ndarray, name: str, *, empty: bool = False) -> None:
+    """Raise a ValueError when every row of the column is missing (used at fit).
+
+    ``empty=True`` says that empty items (an empty clip) were counted as missing.
+    """
     if mask.all():
+        what = "None/NaN or empty" if empty else "None/NaN"
         raise ValueError(
-            f"{name}: every row of the modality column is missing (None/NaN); "
+            f"{name}: every row of the modality column is missing ({what}); "
             "at least one present row is needed to fit"
         )
 
@@ -222,10 +286,12 @@ def to_float_array(item: Any, row: int, name: str, what: str) -> np.ndarray:
 class ModalityTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Base class of the per-modality transformers.
 
-    Subclasses implement ``fit``, ``_transform`` (which returns an ndarray or a sparse matrix)
-    and ``_feature_names``. The base class adds ``transform``, ``set_output`` (pandas/polars
-    containers for 2-D dense outputs; 3-D and 4-D outputs stay ndarrays since a data frame
-    cannot hold them), ``get_feature_names_out`` and the tags shared by all modalities.
+    Subclasses implement ``fit``, ``_transform`` (which returns an ndarray or a sparse matrix),
+    ``_feature_names`` and ``_no_signal`` (the modality's "this item carries no signal" rule,
+    applied when the ``detect_empty`` parameter is True). The base class adds ``transform``,
+    ``absent_items``, ``set_output`` (pandas/polars containers for 2-D dense outputs; 3-D and
+    4-D outputs stay ndarrays since a data frame cannot hold them), ``get_feature_names_out``
+    and the tags shared by all modalities.
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -244,6 +310,39 @@ class ModalityTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys
     # Subclasses may override: how a numeric ndarray maps to rows (None = not accepted).
     _numeric_array: Callable[[np.ndarray], list] | None = None
 
+    def _no_signal(self, row: int, item: Any) -> bool:
+        """Whether a present (not None/NaN) item carries no signal; subclasses override."""
+        return False
+
+    def absent_items(self, X: Any) -> np.ndarray:
+        """Rows whose item is missing or, with ``detect_empty=True``, carries no signal.
+
+        This is the rule :class:`~sklearn_mtml.fusion.ModalityFusion` applies to build the
+        presence mask of the block this transformer produces: a row is absent when its item
+        is ``None``/NaN/``pandas.NA`` or, when the ``detect_empty`` parameter is True, when
+        the item is degraded (audio: an empty clip, or one whose peak absolute amplitude is
+        below ``silence_threshold``; images: a constant image; texts: an empty or
+        whitespace-only string). ``transform`` gives those rows all-zero output rows. The
+        method needs no fitting. Override it in a subclass to change the rule (any
+        transformer with an ``absent_items`` method is read by ``ModalityFusion``).
+
+        Parameters
+        ----------
+        X : column of per-row items
+            The column given to ``transform``.
+
+        Returns
+        -------
+        ndarray of bool of shape (n_rows,)
+            True where the row is absent.
+        """
+        items = self._items(X)
+        absent = missing_mask(items)
+        if getattr(self, "detect_empty", False):
+            for i in np.flatnonzero(~absent):
+                absent[i] = self._no_signal(int(i), items[i])
+        return absent
+
     def transform(self, X: Any) -> Any:
         """Transform a modality column into features.
 
@@ -255,7 +354,8 @@ class ModalityTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys
         Returns
         -------
         ndarray, sparse matrix or DataFrame
-            The features; missing rows give all-zero rows.
+            The features; missing rows (and, with ``detect_empty=True``, items that carry
+            no signal) give all-zero rows.
         """
         check_is_fitted(self)
         return self._wrap_output(self._transform(X), X)

@@ -20,11 +20,13 @@ from ._base import (
     check_not_all_missing,
     is_missing,
     is_path,
+    recall_file,
+    remember_file,
     row_error,
     to_float_array,
 )
 
-__all__ = ["AudioFeatures", "savgol_width"]
+__all__ = ["AudioFeatures", "peak_amplitude", "savgol_width"]
 
 FEATURES = (
     "mfcc", "delta", "delta2", "logmel", "chroma", "contrast",
@@ -65,6 +67,7 @@ class _Config:
     contrast_bands: int
     stats: tuple
     name: str
+    silence: float | None = None  # silence_threshold when detect_empty, else None
 
     def torch_params(self) -> dict:
         return dict(
@@ -123,19 +126,45 @@ def _resampled_length(n: int, rate: float, sr: float) -> int:
     return n if rate == sr else int(math.ceil(n * float(sr) / rate))
 
 
-def _load(row: int, item: Any, cfg: _Config) -> np.ndarray:
-    """Waveform of a row at the target rate ``cfg.sr`` (float32, 1-D)."""
+_PEAK = "audio_peak"  # what the file memo records for an audio file: its peak amplitude
+
+
+def peak_amplitude(y: np.ndarray) -> float:
+    """Peak absolute amplitude of a waveform; ``-inf`` for an empty one (0 samples).
+
+    With ``detect_empty=True``, :class:`AudioFeatures` treats a clip as carrying no signal
+    when this value is below ``silence_threshold``: an empty clip always, a silent one (all
+    samples within the threshold of zero, e.g. a muted microphone) too.
+    """
+    return float(np.max(np.abs(y))) if y.size else -math.inf
+
+
+def _is_silent(peak: float, threshold: float | None) -> bool:
+    """The audio "no signal" rule: peak amplitude below the threshold (None: detection off)."""
+    return threshold is not None and peak < threshold
+
+
+def _load(row: int, item: Any, cfg: _Config) -> tuple[np.ndarray, float]:
+    """Waveform of a row at the target rate ``cfg.sr`` (float32, 1-D) and its peak amplitude.
+
+    The peak is taken on the samples as decoded (before resampling), so it does not depend
+    on ``sr``. An empty file is an error unless empty clips are detected (``cfg.silence``).
+    """
     if not is_path(item):
-        return item  # already validated and converted by _check_items
+        return item, peak_amplitude(item)  # already validated and converted by _check_items
     y, rate = _read_file(row, item, cfg.name)
-    if rate != cfg.sr:
+    if y.size == 0:
+        if cfg.silence is None:
+            raise row_error(ValueError, row, f"audio file {os.fspath(item)!r} is empty",
+                            name=cfg.name)
+        return y, -math.inf
+    check_finite(y, row, cfg.name, f"audio file {os.fspath(item)!r}")
+    peak = peak_amplitude(y)
+    if rate != cfg.sr and not _is_silent(peak, cfg.silence):
         import librosa
 
         y = librosa.resample(y, orig_sr=rate, target_sr=cfg.sr, res_type="soxr_hq")
-    if y.size == 0:
-        raise row_error(ValueError, row, f"audio file {os.fspath(item)!r} is empty", name=cfg.name)
-    check_finite(y, row, cfg.name, f"audio file {os.fspath(item)!r}")
-    return np.asarray(y, dtype=np.float32)
+    return np.asarray(y, dtype=np.float32), peak
 
 
 # --------------------------------------------------------------------------- librosa backend
@@ -206,12 +235,18 @@ def _pool(blocks: list[np.ndarray], stats: tuple) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
-def _clip_job(row: int, item: Any, cfg: _Config, output: str) -> np.ndarray:
-    """Load one clip and compute its features (the unit of work of the librosa backend)."""
-    blocks = _librosa_frames(_load(row, item, cfg), cfg)
+def _clip_job(row: int, item: Any, cfg: _Config, output: str) -> tuple[np.ndarray | None, float]:
+    """Load one clip and compute its features (the unit of work of the librosa backend).
+
+    Returns the features (None for a clip without signal, when detected) and the peak.
+    """
+    y, peak = _load(row, item, cfg)
+    if _is_silent(peak, cfg.silence):
+        return None, peak
+    blocks = _librosa_frames(y, cfg)
     if output == "stats":
-        return _pool(blocks, cfg.stats)
-    return np.concatenate(blocks, axis=0)
+        return _pool(blocks, cfg.stats), peak
+    return np.concatenate(blocks, axis=0), peak
 
 
 def _run_chunk(func, jobs: list[tuple]) -> list:
@@ -310,6 +345,19 @@ class AudioFeatures(ModalityTransformer):
         are read in that many threads and, on the CPU, that many batches run at a time, each
         with one torch intra-op thread; None keeps torch's own threading (one batch at a
         time).
+    detect_empty : bool, default=True
+        Treat a clip that carries no signal like a missing one: an empty clip (0 samples) or
+        a silent one, whose peak absolute amplitude is below ``silence_threshold``. Such a
+        row gives an all-zero output row at transform and is reported by
+        :meth:`absent_items`, so that :class:`~sklearn_mtml.fusion.ModalityFusion` marks it
+        absent. At fit an empty clip is ignored like a missing one; a silent clip is a valid
+        clip (it counts towards ``max_frames_``). False: only ``None``/NaN rows are missing
+        and an empty clip is an error.
+    silence_threshold : float, default=1e-4
+        Peak absolute amplitude below which a clip is silent (``detect_empty=True``), in the
+        units of the samples: full scale is 1.0 for files and float waveforms (1e-4 is
+        -80 dBFS). Files are judged on their samples as decoded, before resampling. 0 detects
+        empty clips only.
 
     Attributes
     ----------
@@ -325,10 +373,11 @@ class AudioFeatures(ModalityTransformer):
 
     Notes
     -----
-    Missing rows (``None``, NaN, ``pandas.NA``) give all-zero output rows (all-zero
-    sequences). Padding frames of ``output="sequence"`` are exactly zero, and networks in this
-    package treat all-zero frames as padding. Pooled statistics only use each clip's own
-    frames. A missing or unreadable file raises an error naming the row and the file.
+    Missing rows (``None``, NaN, ``pandas.NA``), and with ``detect_empty=True`` empty or
+    silent clips, give all-zero output rows (all-zero sequences). Padding frames of
+    ``output="sequence"`` are exactly zero, and networks in this package treat all-zero
+    frames as padding. Pooled statistics only use each clip's own frames. A missing or
+    unreadable file raises an error naming the row and the file.
 
     Examples
     --------
@@ -369,6 +418,8 @@ class AudioFeatures(ModalityTransformer):
         "precision": [StrOptions({"float32", "float64"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
+        "detect_empty": ["boolean"],
+        "silence_threshold": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
@@ -393,6 +444,8 @@ class AudioFeatures(ModalityTransformer):
         precision: str = "float32",
         batch_size: int = 256,
         n_jobs: int | None = None,
+        detect_empty: bool = True,
+        silence_threshold: float = 1e-4,
     ) -> None:
         self.features = features
         self.sr = sr
@@ -413,6 +466,8 @@ class AudioFeatures(ModalityTransformer):
         self.precision = precision
         self.batch_size = batch_size
         self.n_jobs = n_jobs
+        self.detect_empty = detect_empty
+        self.silence_threshold = silence_threshold
 
     # ----------------------------------------------------------------- validation
 
@@ -470,7 +525,10 @@ class AudioFeatures(ModalityTransformer):
         return list(X)
 
     def _check_items(self, items: list) -> list:
-        """Validate each row; waveforms become float32 arrays, paths stay paths."""
+        """Validate each row; waveforms become float32 arrays, paths stay paths.
+
+        Missing rows, and empty waveforms when ``detect_empty`` is True, become None.
+        """
         out: list = []
         for i, item in enumerate(items):
             if is_missing(item):
@@ -486,6 +544,9 @@ class AudioFeatures(ModalityTransformer):
                         name=self._name,
                     )
                 if arr.size == 0:
+                    if self.detect_empty:
+                        out.append(None)
+                        continue
                     raise row_error(ValueError, i, "empty waveform (0 samples)", name=self._name)
                 check_finite(arr, i, self._name, "waveform")
                 out.append(np.ascontiguousarray(arr, dtype=np.float32))
@@ -507,6 +568,7 @@ class AudioFeatures(ModalityTransformer):
             top_db=None if self.top_db is None else float(self.top_db),
             delta_width=int(self.delta_width), contrast_bands=contrast_bands,
             stats=self._names(self.stats, "stats", STATS), name=self._name,
+            silence=self._silence(),
         )
 
     def _frame_names(self, contrast_bands: int) -> list[str]:
@@ -551,7 +613,8 @@ class AudioFeatures(ModalityTransformer):
         items = self._items(X)
         sources = self._check_items(items)
         present = [i for i, s in enumerate(sources) if s is not None]
-        check_not_all_missing(np.array([s is None for s in sources]), self._name)
+        check_not_all_missing(np.array([s is None for s in sources]), self._name,
+                              empty=self.detect_empty)
         files = [i for i in present if is_path(sources[i])]
         probes = dict(
             zip(files, _map(_probe_file, [(i, sources[i], self._name) for i in files],
@@ -631,17 +694,24 @@ class AudioFeatures(ModalityTransformer):
         sources = self._check_items(items)
         cfg = self._config(self.sr_, self.n_contrast_bands_)
         self._check_rates(sources, cfg)
-        present = [i for i, s in enumerate(sources) if s is not None]
+        present = [
+            i for i, s in enumerate(sources)
+            if s is not None and (is_path(s) or not self._silent(peak_amplitude(s)))
+        ]
         output = "stats" if self.output == "stats" else "frames"
         if self.backend == "librosa":
-            results = _map(
-                _clip_job, [(i, sources[i], cfg, output) for i in present], self.n_jobs
-            )
+            jobs = _map(_clip_job, [(i, sources[i], cfg, output) for i in present], self.n_jobs)
+            self._remember_peaks(sources, present, [peak for _, peak in jobs])
+            kept = [(i, r) for i, (r, _) in zip(present, jobs) if r is not None]
+            present, results = [i for i, _ in kept], [r for _, r in kept]
         else:
             from .audio_torch import extract
 
-            waves = _map(_load, [(i, sources[i], cfg) for i in present], self.n_jobs,
-                         prefer="threads")
+            loaded = _map(_load, [(i, sources[i], cfg) for i in present], self.n_jobs,
+                          prefer="threads")
+            self._remember_peaks(sources, present, [peak for _, peak in loaded])
+            kept = [(i, y) for i, (y, peak) in zip(present, loaded) if not self._silent(peak)]
+            present, waves = [i for i, _ in kept], [y for _, y in kept]
             results = extract(
                 waves, output=output, stats=cfg.stats, batch_size=int(self.batch_size),
                 device=self.device, dtype=self.precision,
@@ -663,6 +733,31 @@ class AudioFeatures(ModalityTransformer):
                 frames = frames[:, start : start + T]
             out[i, : frames.shape[1]] = frames.T
         return out
+
+    def _silence(self) -> float | None:
+        """The silence threshold in force: None when ``detect_empty`` is False."""
+        return float(self.silence_threshold) if self.detect_empty else None
+
+    def _silent(self, peak: float) -> bool:
+        """Whether a clip of this peak amplitude carries no signal."""
+        return _is_silent(peak, self._silence())
+
+    @staticmethod
+    def _remember_peaks(sources: list, rows: list, peaks: list) -> None:
+        for i, peak in zip(rows, peaks):
+            if is_path(sources[i]):
+                remember_file(_PEAK, sources[i], peak)
+
+    def _no_signal(self, row: int, item: Any) -> bool:
+        if is_path(item):
+            peak = recall_file(_PEAK, item)
+            if peak is None:  # not decoded by a transform since the file last changed
+                y, _ = _read_file(row, item, self._name)
+                peak = peak_amplitude(y)
+                remember_file(_PEAK, item, peak)
+            return self._silent(peak)
+        arr = to_float_array(item, row, self._name, "a 1-D waveform")
+        return self._silent(peak_amplitude(arr))
 
     def _feature_names(self) -> list[str]:
         if self.output == "sequence":

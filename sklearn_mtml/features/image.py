@@ -18,11 +18,13 @@ from ._base import (
     check_not_all_missing,
     is_missing,
     is_path,
+    recall_file,
+    remember_file,
     row_error,
     to_float_array,
 )
 
-__all__ = ["ImageFeatures", "hog"]
+__all__ = ["ImageFeatures", "hog", "is_constant"]
 
 # ITU-R 601-2 luma, the weights of Pillow's convert("L")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -59,13 +61,44 @@ def _read_image(row: int, path: Any, name: str) -> np.ndarray:
         ) from exc
 
 
-def _scale(arr: np.ndarray, normalize: str | None) -> np.ndarray:
-    """Scale by dtype: uint8 / 255 and uint16 / 65535 (unless normalize=None), float32 out."""
-    if normalize is not None and arr.dtype == np.uint8:
-        return arr.astype(np.float32) / np.float32(255)
-    if normalize is not None and arr.dtype == np.uint16:
-        return arr.astype(np.float32) / np.float32(65535)
-    return arr.astype(np.float32)
+_CONSTANT = "image_constant"  # what the file memo records for an image file
+# Full scale of the integer dtypes whose range is a convention; every other dtype is divided
+# by the full scale learned at fit (``full_scale_``).
+_DTYPE_FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def is_constant(img: np.ndarray) -> bool:
+    """Whether an image is constant (``max == min`` over all its pixels and channels).
+
+    With ``detect_empty=True``, :class:`ImageFeatures` treats such an image (all black, all
+    white, any uniform value) as carrying no signal.
+    """
+    return bool(img.size) and bool(img.max() == img.min())
+
+
+def _learned_full_scale(images: list) -> float:
+    """The ``full_scale="auto"`` rule, applied to the training images.
+
+    The largest absolute value of the images whose dtype has no conventional full scale, or
+    1.0 when those values lie within [-1, 1] (kept unchanged).
+    """
+    peaks = [max(abs(float(img.min())), abs(float(img.max()))) for img in images
+             if img is not None and img.dtype not in _DTYPE_FULL_SCALE]
+    peak = max(peaks, default=0.0)
+    return peak if peak > 1.0 else 1.0
+
+
+def _scale(arr: np.ndarray, normalize: str | None, full_scale: float = 1.0) -> np.ndarray:
+    """Scale to full scale 1, float32 out (no scaling with normalize=None).
+
+    uint8 / 255 and uint16 / 65535; any other dtype (floats, other integers, bool) is divided
+    by ``full_scale``.
+    """
+    if normalize is None:
+        return arr.astype(np.float32)
+    full = _DTYPE_FULL_SCALE.get(arr.dtype, full_scale)
+    out = arr.astype(np.float32)
+    return out if full == 1.0 else out / np.float32(full)
 
 
 def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -154,8 +187,9 @@ class ImageFeatures(ModalityTransformer):
     ``(n, D)`` with ``D`` a perfect square for flattened square grey images (as MNIST or
     ``sklearn.datasets.load_digits().data``).
 
-    Pipeline per image: dtype scaling (uint8 / 255, uint16 / 65535, other dtypes kept as
-    float), colour conversion, resizing to ``size``, then the output descriptor.
+    Pipeline per image: scaling to full scale 1 (uint8 / 255, uint16 / 65535, any other dtype
+    divided by ``full_scale_``), colour conversion, resizing to ``size``, then the output
+    descriptor.
 
     Parameters
     ----------
@@ -175,10 +209,26 @@ class ImageFeatures(ModalityTransformer):
         ITU-R 601-2 luma weights of Pillow), ``"rgb"`` (3 channels; grey images are
         replicated) or ``"auto"`` (``"rgb"`` if any image seen at fit has colour channels).
     normalize : {"unit", "standard"} or None, default="unit"
-        ``"unit"``: the dtype scaling only (uint8 images land in [0, 1]). ``"standard"``: then
-        subtract the per-channel mean and divide by the per-channel standard deviation learned
-        at fit (``pixels`` and ``tensor`` outputs only; descriptors use the scaled values).
-        None: no scaling at all, pixel values are cast to float32 unchanged.
+        ``"unit"``: the scaling to full scale 1 only (see ``full_scale``: uint8 images, and
+        float images of any range, land in [0, 1]). ``"standard"``: then subtract the
+        per-channel mean and divide by the per-channel standard deviation learned at fit
+        (``pixels`` and ``tensor`` outputs only; descriptors use the scaled values). None: no
+        scaling at all, pixel values are cast to float32 unchanged.
+    full_scale : "auto" or float, default="auto"
+        The value that maps to 1 for images whose dtype has no conventional range (floats,
+        signed or wide integers, bool); uint8 images are always divided by 255 and uint16
+        ones by 65535. ``"auto"``: learned at fit (``full_scale_``) as the largest absolute
+        value of those training images when it exceeds 1 (float images stored as 0-255, or
+        0-16 as ``load_digits``, are scaled like integer images), else 1 (values within
+        [0, 1] or [-1, 1] are kept). A number fixes it, e.g. ``255.0`` for 8-bit values
+        stored as floats whatever their training maximum. Ignored with ``normalize=None``.
+    detect_empty : bool, default=True
+        Treat a constant image (``max == min`` over all pixels and channels: all black, all
+        white, any uniform value) as carrying no signal: at transform it is validated like
+        any image, then gives an all-zero output row, like a missing image, and
+        :meth:`absent_items` reports it so that :class:`~sklearn_mtml.fusion.ModalityFusion`
+        marks it absent. At fit it is an ordinary image. False: only ``None``/NaN rows are
+        missing.
     bins : int, default=16
         Bins per channel of ``output="histogram"``.
     hist_range : (float, float), default=(0.0, 1.0)
@@ -202,12 +252,16 @@ class ImageFeatures(ModalityTransformer):
         Per-channel mean (``normalize="standard"`` only).
     scale_ : ndarray of shape (n_channels_,)
         Per-channel standard deviation, 1 where it is 0 (``normalize="standard"`` only).
+    full_scale_ : float
+        Divisor of the images whose dtype is not uint8 or uint16 (see ``full_scale``; 1.0
+        with ``normalize=None``).
 
     Notes
     -----
-    Missing rows (``None``, NaN) give all-zero output rows (all-zero images for
-    ``output="tensor"``). A missing or unreadable file, an image of the wrong dimensionality
-    or, with ``size=None``, of another size than at fit raises an error naming the row.
+    Missing rows (``None``, NaN), and constant images with ``detect_empty=True``, give
+    all-zero output rows (all-zero images for ``output="tensor"``). A missing or unreadable
+    file, an image of the wrong dimensionality or, with ``size=None``, of another size than at
+    fit raises an error naming the row (a constant image too).
 
     Examples
     --------
@@ -233,6 +287,8 @@ class ImageFeatures(ModalityTransformer):
         "hog_orientations": [Interval(Integral, 1, None, closed="left")],
         "hog_cell": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "hog_block": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "full_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "detect_empty": ["boolean"],
     }
 
     def __init__(
@@ -247,6 +303,8 @@ class ImageFeatures(ModalityTransformer):
         hog_orientations: int = 9,
         hog_cell: int | tuple[int, int] = 8,
         hog_block: int | tuple[int, int] = 2,
+        full_scale: str | float = "auto",
+        detect_empty: bool = True,
     ) -> None:
         self.output = output
         self.size = size
@@ -257,6 +315,8 @@ class ImageFeatures(ModalityTransformer):
         self.hog_orientations = hog_orientations
         self.hog_cell = hog_cell
         self.hog_block = hog_block
+        self.full_scale = full_scale
+        self.detect_empty = detect_empty
 
     # ----------------------------------------------------------------- input handling
 
@@ -278,45 +338,61 @@ class ImageFeatures(ModalityTransformer):
             "of 2-D/3-D images"
         )
 
-    def _images(self, X: Any) -> tuple[list, np.ndarray]:
-        """Per-row (C, H, W) float32 images (None when missing) and the missing mask."""
-        items = self._items(X)
+    def _image(self, row: int, item: Any) -> np.ndarray:
+        """One present row as a (C, H, W) array of its own dtype (not scaled), validated."""
+        if is_path(item):
+            arr = _read_image(row, item, self._name)
+        elif isinstance(item, (np.ndarray, list, tuple)) or any(
+            hasattr(item, a) for a in ("__array__", "__array_interface__")
+        ):  # arrays, tensors, PIL images
+            arr = to_float_array(item, row, self._name, "an image array")
+        else:
+            raise row_error(
+                TypeError, row,
+                "expected an image array (H, W) or (H, W, C), or an image file path, got "
+                f"{type(item).__name__}",
+                name=self._name,
+            )
+        if arr.ndim == 2:
+            arr = arr[None]
+        elif arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+            arr = np.moveaxis(arr[:, :, :3], 2, 0)
+        else:
+            raise row_error(
+                ValueError, row,
+                "expected a 2-D grey image (H, W) or a 3-D colour image (H, W, C) with C in "
+                f"(1, 3, 4), channels last; got an array of shape {arr.shape}",
+                name=self._name,
+            )
+        if arr.shape[1] == 0 or arr.shape[2] == 0:
+            raise row_error(ValueError, row, f"empty image of shape {arr.shape[1:]}",
+                            name=self._name)
+        check_finite(arr, row, self._name, "image")
+        if is_path(item):
+            remember_file(_CONSTANT, item, is_constant(arr))
+        return arr
+
+    def _raw_images(self, X: Any, *, drop_blank: bool) -> list:
+        """Per-row (C, H, W) images of their own dtype, None when missing.
+
+        ``drop_blank`` (at transform, with ``detect_empty=True``) gives None for constant
+        images too, once validated like the others.
+        """
         out: list = []
-        for i, item in enumerate(items):
-            if is_missing(item):
-                out.append(None)
-                continue
-            if is_path(item):
-                arr = _read_image(i, item, self._name)
-            elif isinstance(item, (np.ndarray, list, tuple)) or any(
-                hasattr(item, a) for a in ("__array__", "__array_interface__")
-            ):  # arrays, tensors, PIL images
-                arr = to_float_array(item, i, self._name, "an image array")
-            else:
-                raise row_error(
-                    TypeError, i,
-                    "expected an image array (H, W) or (H, W, C), or an image file path, got "
-                    f"{type(item).__name__}",
-                    name=self._name,
-                )
-            if arr.ndim == 2:
-                arr = arr[None]
-            elif arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
-                arr = np.moveaxis(arr[:, :, :3], 2, 0)
-            else:
-                raise row_error(
-                    ValueError, i,
-                    "expected a 2-D grey image (H, W) or a 3-D colour image (H, W, C) with C in "
-                    f"(1, 3, 4), channels last; got an array of shape {arr.shape}",
-                    name=self._name,
-                )
-            if arr.shape[1] == 0 or arr.shape[2] == 0:
-                raise row_error(ValueError, i, f"empty image of shape {arr.shape[1:]}",
-                                name=self._name)
-            img = _scale(arr, self.normalize)
-            check_finite(img, i, self._name, "image")
+        for i, item in enumerate(self._items(X)):
+            img = None if is_missing(item) else self._image(i, item)
+            if img is not None and drop_blank and self.detect_empty and is_constant(img):
+                self._check_size(i, img, self.size_)  # a blank image is still validated
+                img = None
             out.append(img)
-        return out, np.array([img is None for img in out])
+        return out
+
+    def _no_signal(self, row: int, item: Any) -> bool:
+        if is_path(item):
+            constant = recall_file(_CONSTANT, item)  # set when transform read the file
+            if constant is not None:
+                return bool(constant)
+        return is_constant(self._image(row, item))
 
     def _convert(self, img: np.ndarray, color: str) -> np.ndarray:
         if color == "grey" and img.shape[0] == 3:
@@ -344,15 +420,19 @@ class ImageFeatures(ModalityTransformer):
             if img is None:
                 continue
             img = self._convert(img, color)
-            if self.size is None and img.shape[1:] != size:
-                raise row_error(
-                    ValueError, i,
-                    f"image of size {img.shape[1:]} (height, width), but the images seen at fit "
-                    f"were {size}; set size=(height, width) to resize every image",
-                    name=self._name,
-                )
+            self._check_size(i, img, size)
             stack.append(_resize(img, size))
         return np.stack(stack)
+
+    def _check_size(self, row: int, img: np.ndarray, size: tuple[int, int]) -> None:
+        """With ``size=None``, every image must have the size seen at fit."""
+        if self.size is None and img.shape[1:] != size:
+            raise row_error(
+                ValueError, row,
+                f"image of size {img.shape[1:]} (height, width), but the images seen at fit "
+                f"were {size}; set size=(height, width) to resize every image",
+                name=self._name,
+            )
 
     # ----------------------------------------------------------------- fit / transform
 
@@ -373,8 +453,16 @@ class ImageFeatures(ModalityTransformer):
             The fitted transformer.
         """
         self._check_params()
-        images, missing = self._images(X)
-        check_not_all_missing(missing, self._name)
+        raw = self._raw_images(X, drop_blank=False)
+        check_not_all_missing(np.array([img is None for img in raw]), self._name)
+        if self.normalize is None:
+            full_scale = 1.0
+        elif self.full_scale == "auto":
+            full_scale = _learned_full_scale(raw)
+        else:
+            full_scale = float(self.full_scale)
+        images = [None if img is None else _scale(img, self.normalize, full_scale)
+                  for img in raw]
         present = [img for img in images if img is not None]
         if self.color == "auto":
             color = "rgb" if any(img.shape[0] == 3 for img in present) else "grey"
@@ -403,6 +491,7 @@ class ImageFeatures(ModalityTransformer):
                     f"{size[1] // cell[1]} cells of hog_cell={cell} pixels, fewer than one "
                     f"block of hog_block={block} cells; use smaller cells/blocks or larger size"
                 )
+        self.full_scale_ = full_scale
         self.color_ = color
         self.n_channels_ = 3 if color == "rgb" else 1
         self.size_ = tuple(int(s) for s in size)
@@ -415,7 +504,10 @@ class ImageFeatures(ModalityTransformer):
 
     def _transform(self, X: Any) -> np.ndarray:
         self._check_params()
-        images, missing = self._images(X)
+        full_scale = getattr(self, "full_scale_", 1.0)  # models fitted before full_scale_
+        images = [None if img is None else _scale(img, self.normalize, full_scale)
+                  for img in self._raw_images(X, drop_blank=True)]
+        missing = np.array([img is None for img in images])
         n = len(images)
         C, (H, W) = self.n_channels_, self.size_
         if self.output in ("pixels", "tensor"):

@@ -20,6 +20,11 @@ __all__ = ["TextFeatures"]
 PAD, UNKNOWN = 0, 1
 
 
+def _is_blank(item: Any) -> bool:
+    """The text "no signal" rule: an empty or whitespace-only string."""
+    return isinstance(item, str) and not item.strip()
+
+
 def _scatter_rows(M: sparse.csr_matrix, rows: np.ndarray, n: int) -> sparse.csr_matrix:
     """Place the rows of ``M`` at positions ``rows`` (increasing) of an n-row CSR matrix."""
     counts = np.zeros(n, dtype=np.int64)
@@ -72,6 +77,13 @@ class TextFeatures(ModalityTransformer):
         None uses the longest text seen at fit (``max_length_``).
     random_state : int, RandomState or None, default=None
         Seed of the TruncatedSVD.
+    detect_empty : bool, default=True
+        Treat an empty or whitespace-only string as carrying no signal: at transform it
+        gives an all-zero row (padding ids for sequences), like a missing text, whatever the
+        analyzer (a ``"char"`` analyzer would otherwise see the spaces), and
+        :meth:`absent_items` reports it so that :class:`~sklearn_mtml.fusion.ModalityFusion`
+        marks it absent. At fit it is an ordinary text. False: only ``None``/NaN rows are
+        missing.
 
     Attributes
     ----------
@@ -86,8 +98,9 @@ class TextFeatures(ModalityTransformer):
 
     Notes
     -----
-    Missing rows (``None``, NaN) give all-zero rows: zero TF-IDF weights, zero components, or
-    a sequence of padding ids. Any other non-string row raises a ``TypeError`` naming it.
+    Missing rows (``None``, NaN), and blank texts with ``detect_empty=True``, give all-zero
+    rows: zero TF-IDF weights, zero components, or a sequence of padding ids. Any other
+    non-string row raises a ``TypeError`` naming it.
 
     Examples
     --------
@@ -118,6 +131,7 @@ class TextFeatures(ModalityTransformer):
         "svd_components": [Interval(Integral, 1, None, closed="left"), None],
         "max_length": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
+        "detect_empty": ["boolean"],
     }
 
     def __init__(
@@ -137,6 +151,7 @@ class TextFeatures(ModalityTransformer):
         svd_components: int | None = None,
         max_length: int | None = None,
         random_state: Any = None,
+        detect_empty: bool = True,
     ) -> None:
         self.output = output
         self.max_features = max_features
@@ -152,6 +167,7 @@ class TextFeatures(ModalityTransformer):
         self.svd_components = svd_components
         self.max_length = max_length
         self.random_state = random_state
+        self.detect_empty = detect_empty
 
     def _vectorizer(self) -> TfidfVectorizer:
         return TfidfVectorizer(
@@ -161,12 +177,19 @@ class TextFeatures(ModalityTransformer):
             sublinear_tf=self.sublinear_tf, token_pattern=self.token_pattern, dtype=np.float32,
         )
 
-    def _texts(self, X: Any) -> tuple[list[str], np.ndarray, int]:
-        """Present texts, their row positions, and the number of rows."""
+    def _no_signal(self, row: int, item: Any) -> bool:
+        return _is_blank(item)
+
+    def _texts(self, X: Any, *, drop_blank: bool = False) -> tuple[list[str], np.ndarray, int]:
+        """Present texts, their row positions, and the number of rows.
+
+        ``drop_blank`` (at transform, with ``detect_empty=True``) leaves out blank texts too.
+        """
         items = self._items(X)
+        drop_blank = drop_blank and self.detect_empty
         texts, rows = [], []
         for i, item in enumerate(items):
-            if is_missing(item):
+            if is_missing(item) or (drop_blank and _is_blank(item)):
                 continue
             if not isinstance(item, str):
                 raise row_error(
@@ -239,7 +262,7 @@ class TextFeatures(ModalityTransformer):
         return self
 
     def _transform(self, X: Any) -> Any:
-        texts, rows, n = self._texts(X)
+        texts, rows, n = self._texts(X, drop_blank=True)
         if self.output == "sequence":
             analyze = self._vectorizer().build_analyzer()
             L = self.max_length_
