@@ -609,6 +609,9 @@ class MultiTaskNet(NeuralNet):
 
     def _validate_X(self, X: Any, reset: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Convert ``X`` to float32 blocks and a presence mask, checking the fitted layout."""
+        if getattr(X, "ndim", 2) in (3, 4) and hasattr(X, "shape") and not hasattr(X, "columns"):
+            # one block of sequences (n, T, F) or images (n, C, H, W)
+            X = {SINGLE_BLOCK: X}
         if is_block_input(X):
             blocks, mask = convert_blocks(X)
             if reset:

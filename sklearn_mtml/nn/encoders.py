@@ -136,8 +136,20 @@ class GRUEncoder(nn.Module):
         return masked_mean(self.dropout(z), frame_mask, dim=1)
 
 
+def _groups(channels: int, per_group: int = 8) -> int:
+    """Number of GroupNorm groups: about ``per_group`` channels each, dividing ``channels``."""
+    groups = max(channels // per_group, 1)
+    while channels % groups:
+        groups -= 1
+    return groups
+
+
 class ImageEncoder(nn.Module):
-    """Encoder of ``(n, C, H, W)`` images: three conv blocks and global average pooling.
+    """Encoder of ``(n, C, H, W)`` images: three conv blocks and a pooled spatial grid.
+
+    Each block is a 3×3 convolution, group normalisation (statistics per image, so training
+    on a hundred images in small batches is as stable as on many) and the activation, with
+    2×2 max pooling between blocks.
 
     Parameters
     ----------
@@ -151,27 +163,34 @@ class ImageEncoder(nn.Module):
         Dropout before the output projection.
     channels : sequence of int, default=(16, 32, 64)
         Channels of the conv blocks.
+    pool_size : int, default=3
+        The last block's maps are average-pooled to a ``pool_size × pool_size`` grid (not to
+        one value per channel), so the projection sees where features are.
     """
 
     def __init__(self, shape: Sequence[int], embed_dim: int | None, activation: str = "relu",
-                 dropout: float = 0.0, channels: Sequence[int] = (16, 32, 64)):
+                 dropout: float = 0.0, channels: Sequence[int] = (16, 32, 64),
+                 pool_size: int = 3):
         super().__init__()
         c = shape[0]
         layers: list[nn.Module] = []
         for i, out in enumerate(channels):
-            layers += [nn.Conv2d(c, out, 3, padding=1), nn.BatchNorm2d(out),
+            layers += [nn.Conv2d(c, out, 3, padding=1), nn.GroupNorm(_groups(out), out),
                        make_activation(activation)]
             if i < len(channels) - 1:
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
             c = out
         self.features = nn.Sequential(*layers)
+        # a coarse spatial grid rather than one global average: where a stroke is matters
+        self.pool = nn.AdaptiveAvgPool2d(pool_size)
         width = int(embed_dim or 64)
-        self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(c, width),
+        self.proj = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
+                                  nn.Linear(c * pool_size * pool_size, width),
                                   make_activation(activation))
         self.out_features = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.proj(self.features(x).mean(dim=(2, 3)))
+        return self.proj(self.pool(self.features(x)))
 
 
 #: Registry of encoders: name -> factory ``(shape, embed_dim, **params) -> nn.Module``.

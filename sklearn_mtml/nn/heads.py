@@ -28,6 +28,9 @@ class TaskHeads(nn.Module):
             raise ValueError("in_features and out_features must have one entry per task.")
         self.heads = nn.ModuleList(nn.Linear(int(i), int(o)) for i, o in
                                    zip(in_features, out_features))
+        for head in self.heads:  # the network starts as its wide (linear) path alone
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
 
     def forward(self, reps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Apply each task's head to its representation."""
@@ -40,8 +43,9 @@ class WideHeads(nn.Module):
     Each block gets one linear map from its (scaled) inputs to the outputs of all tasks, so
     that the network contains the linear model as a special case: on small tabular or pooled
     features the deep part only has to learn what a linear model cannot. Sequence blocks
-    enter through the mean of their non-padding frames, image blocks through their pixels
-    (up to :attr:`max_pixels` values per row, else their channel means). Weights start at zero.
+    enter through the mean of their non-padding frames, image blocks through their channel
+    means (a linear map of raw pixels overfits small image sets before the CNN has learned
+    anything). Weights start at zero.
 
     Parameters
     ----------
@@ -49,13 +53,17 @@ class WideHeads(nn.Module):
         Per-row shape of each block.
     out_features : sequence of int
         Number of outputs of each task.
+    gain : float, default=10.0
+        Constant factor on the linear maps' outputs. Under Adam-type optimizers a parameter
+        moves by about ``lr`` per step whatever its gradient's scale, so the gain makes the
+        linear model converge ``gain`` times faster than the deep part: it is fitted before the
+        deep part starts to overfit small data.
     """
 
-    #: Largest image (C·H·W values) whose pixels enter the wide path directly.
-    max_pixels = 4096
-
-    def __init__(self, block_shapes: Sequence[Sequence[int]], out_features: Sequence[int]):
+    def __init__(self, block_shapes: Sequence[Sequence[int]], out_features: Sequence[int],
+                 gain: float = 10.0):
         super().__init__()
+        self.gain = float(gain)
         self.splits = [int(o) for o in out_features]
         self.shapes = [tuple(int(s) for s in shape) for shape in block_shapes]
         self.linears = nn.ModuleList(
@@ -69,10 +77,7 @@ class WideHeads(nn.Module):
             return shape[0]
         if len(shape) == 2:
             return shape[1]
-        size = 1
-        for s in shape:
-            size *= s
-        return size if size <= self.max_pixels else shape[0]
+        return shape[0]
 
     def _inputs(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         if len(shape) == 1:
@@ -80,14 +85,11 @@ class WideHeads(nn.Module):
         if len(shape) == 2:  # (n, T, F): mean over non-padding frames
             frames = (x != 0).any(-1, keepdim=True).to(x.dtype)
             return (x * frames).sum(1) / frames.sum(1).clamp_min(1.0)
-        flat = x.flatten(1)
-        if flat.shape[1] <= self.max_pixels:
-            return flat
         return x.flatten(2).mean(2)
 
     def per_block(self, xs: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
         """Each block's contribution to each task: ``[block][task] -> (n, k_t)``."""
-        return [list(torch.split(linear(self._inputs(x, shape)), self.splits, dim=1))
+        return [list(torch.split(self.gain * linear(self._inputs(x, shape)), self.splits, dim=1))
                 for linear, x, shape in zip(self.linears, xs, self.shapes)]
 
     def forward(self, xs: Sequence[torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
@@ -95,4 +97,4 @@ class WideHeads(nn.Module):
         m = mask.to(xs[0].dtype)
         total = sum(linear(self._inputs(x, shape)) * m[:, i:i + 1] for i, (linear, x, shape)
                     in enumerate(zip(self.linears, xs, self.shapes)))
-        return list(torch.split(total, self.splits, dim=1))
+        return list(torch.split(self.gain * total, self.splits, dim=1))
