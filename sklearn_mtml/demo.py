@@ -23,68 +23,83 @@ __all__ = ["av_digits_demo", "main", "reviews_demo"]
 def _print_table(title: str, rows: dict[str, dict[str, float]], tasks: list[str]) -> None:
     print(f"\n{title}")
     width = max(len(r) for r in rows) + 2
-    print("model".ljust(width) + "".join(t[:22].rjust(24) for t in tasks))
+    cols = [max(len(t), 7) + 2 for t in tasks]
+    print("model".ljust(width) + "".join(t.rjust(c) for t, c in zip(tasks, cols)))
     for name, scores in rows.items():
-        cells = "".join(f"{scores[t]:24.3f}" if t in scores else "-".rjust(24)
-                        for t in tasks)
+        cells = "".join(f"{scores[t]:{c}.3f}" if t in scores else "-".rjust(c)
+                        for t, c in zip(tasks, cols))
         print(name.ljust(width) + cells)
 
 
-def av_digits_demo(max_epochs: int = 60, seed: int = 0) -> dict[str, dict[str, float]]:
+def av_digits_demo(max_epochs: int | str = "auto", seed: int = 0,
+                   verbose: bool = True) -> dict[str, dict[str, float]]:
     """Image-only, audio-only and fused multi-task networks on the audio-visual digits.
 
-    Train on FSDD takes 5–9, test on takes 0–4 (the data set's own split). Returns per-task
-    test accuracy per model.
+    Every network is ``MultiTaskNet`` with its defaults, as the README writes it (tasks
+    inferred, no scaler, no tuning). The features are computed once by one
+    :class:`~sklearn_mtml.ModalityFusion` and each network reads the blocks it needs. Train on
+    FSDD takes 5–9, test on takes 0–4 (the data set's own split). Returns per-task test
+    accuracy per model, with the fused model also scored when a share of the test audio is
+    missing (``None``) or muted (a silent waveform, detected as missing).
     """
-    from sklearn.pipeline import make_pipeline
-
-    from sklearn_mtml import AudioFeatures, ImageFeatures, ModalityFusion, MultiTaskNet
+    from sklearn_mtml import (
+        AudioFeatures,
+        ImageFeatures,
+        ModalityBlocks,
+        ModalityFusion,
+        MultiTaskNet,
+    )
     from sklearn_mtml.datasets import load_av_digits
 
     X, Y, split = load_av_digits(as_frame=False, random_state=seed)
     tr, te = split == "train", split == "test"
-    tasks = {"digit": "multiclass", "speaker": "multiclass", "accent": "multiclass"}
-    names = list(tasks)
+    names = list(Y)
     Ymat = np.column_stack([Y[t] for t in names]).astype(object)
 
     def rows(idx):
-        return {"image": X["image"][idx], "audio": X["audio"][idx]}
+        return _frame_or_dict({"image": X["image"][idx], "audio": X["audio"][idx]})
 
-    def net(**extra):
-        return MultiTaskNet(tasks=tasks, max_epochs=max_epochs, lr=2e-3, batch_size=32,
-                            random_state=seed, module__hidden_sizes=(128,),
-                            module__tower_sizes=(64,), module__dropout=0.2,
-                            optimizer__weight_decay=1e-2, **extra)
+    say = print if verbose else (lambda *a, **k: None)
+    say("Audio-visual digits: 600 spoken digits (FSDD, 6 speakers) paired with 8x8 digit "
+        "images; tasks digit, speaker, accent.\nFeatures: ImageFeatures() pixels, "
+        "AudioFeatures(sr=8000) pooled MFCC statistics; every network is "
+        "MultiTaskNet(random_state=...) with its defaults.", flush=True)
+    fusion = ModalityFusion([("image", ImageFeatures(), "image"),
+                             ("audio", AudioFeatures(sr=8000), "audio")])
+    Btr = fusion.fit_transform(rows(tr))
+    Bte = fusion.transform(rows(te))
 
-    def features():
-        return [("image", ImageFeatures(normalize="standard"), "image"),
-                ("audio", AudioFeatures(sr=8000, features=("mfcc", "delta", "logmel")),
-                 "audio")]
+    def only(blocks, keep):
+        return ModalityBlocks({k: blocks.blocks[k] for k in keep},
+                              {k: blocks.masks[k] for k in keep})
 
-    models = {
-        "image only": make_pipeline(ModalityFusion(features()[:1]), net()),
-        "audio only": make_pipeline(ModalityFusion(features()[1:]), net()),
-        "fused (attention)": make_pipeline(
-            ModalityFusion(features()), net(fusion="attention", module__modality_dropout=0.2)),
-    }
     results: dict[str, dict[str, float]] = {}
-    for name, model in models.items():
+    fused = None
+    for name, keep in (("image only", ["image"]), ("audio only", ["audio"]),
+                       ("fused (image + audio)", ["image", "audio"])):
+        say(f"  fitting {name} ...", end=" ", flush=True)
         start = time.perf_counter()
-        model.fit(_frame_or_dict(rows(tr)), Ymat[tr])
-        results[name] = model[-1].score_tasks(model[0].transform(_frame_or_dict(rows(te))),
-                                              Ymat[te])
-        results[name]["fit s"] = time.perf_counter() - start
-    fused = models["fused (attention)"]
+        # tasks: the names of Y's columns, each kind inferred from its labels
+        net = MultiTaskNet(dict.fromkeys(names), max_epochs=max_epochs, random_state=seed)
+        net.fit(only(Btr, keep), Ymat[tr])
+        results[name] = net.score_tasks(only(Bte, keep), Ymat[te])
+        say(f"{time.perf_counter() - start:.1f} s, {len(net.history)} epochs", flush=True)
+        fused = net
+    rng = np.random.RandomState(seed)
     for share in (0.5, 1.0):
-        test = rows(te)
-        audio = test["audio"].copy()
-        hidden = np.random.RandomState(seed).rand(len(audio)) < share
-        audio[hidden] = None
-        test["audio"] = audio
-        results[f"fused, {share:.0%} of test audio missing"] = fused[-1].score_tasks(
-            fused[0].transform(_frame_or_dict(test)), Ymat[te])
-    _print_table("Audio-visual digits: FSDD takes 5-9 train (300), takes 0-4 test (300); "
-                 "test accuracy per task", results, [*names, "fit s"])
+        hidden = rng.rand(int(te.sum())) < share
+        for how in ("missing", "muted"):
+            test = {"image": X["image"][te], "audio": X["audio"][te].copy()}
+            for i in np.flatnonzero(hidden):
+                test["audio"][i] = None if how == "missing" else np.zeros_like(
+                    test["audio"][i])
+            results[f"fused, {share:.0%} of test audio {how}"] = fused.score_tasks(
+                fusion.transform(_frame_or_dict(test)), Ymat[te])
+    _print_table("Audio-visual digits: FSDD takes 5-9 train (300 rows), takes 0-4 test (300); "
+                 "test accuracy per task", results, names)
+    say("What to look for: the fused network at least matches the better single modality on "
+        "every task;\nwith the audio gone (missing or muted) it falls back to what the "
+        "images carry (the digit), not below the image-only network.")
     return results
 
 
@@ -96,7 +111,7 @@ def _frame_or_dict(columns: dict):
     return pd.DataFrame(columns)
 
 
-def reviews_demo(max_epochs: int = 30, seed: int = 0) -> dict[str, dict[str, float]]:
+def reviews_demo(max_epochs: int | str = "auto", seed: int = 0) -> dict[str, dict[str, float]]:
     """Multi-task network on the shipped reviews; return per-task test scores per model.
 
     Inputs: TF-IDF + SVD of the title and review text, age and division (one-hot). Tasks:
@@ -108,6 +123,7 @@ def reviews_demo(max_epochs: int = 30, seed: int = 0) -> dict[str, dict[str, flo
     from sklearn.decomposition import TruncatedSVD
     from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
@@ -142,19 +158,20 @@ def reviews_demo(max_epochs: int = 30, seed: int = 0) -> dict[str, dict[str, flo
     def labelled(j, idx):
         return ~is_missing(Ymat[idx, j])
 
-    results: dict[str, dict[str, float]] = {}
-    base = {}
+    results: dict[str, dict[str, float]] = {"majority / mean": {},
+                                            "logistic / ridge regression": {}}
     for j, name in enumerate(names):
         m_tr, m_te = labelled(j, tr), labelled(j, te)
-        dummy = DummyRegressor() if tasks[name] == "regression" else DummyClassifier()
-        y_tr = Ymat[tr][m_tr, j].astype(float if tasks[name] == "regression" else str)
-        y_te = Ymat[te][m_te, j].astype(float if tasks[name] == "regression" else str)
-        base[name] = dummy.fit(Xtr[m_tr], y_tr).score(Xte[m_te], y_te)
-    results["majority / mean"] = base
+        regression = tasks[name] == "regression"
+        y_tr = Ymat[tr][m_tr, j].astype(float if regression else str)
+        y_te = Ymat[te][m_te, j].astype(float if regression else str)
+        for row, model in (("majority / mean",
+                            DummyRegressor() if regression else DummyClassifier()),
+                           ("logistic / ridge regression",
+                            RidgeCV() if regression else LogisticRegression(max_iter=2000))):
+            results[row][name] = model.fit(Xtr[m_tr], y_tr).score(Xte[m_te], y_te)
 
-    common = {"max_epochs": max_epochs, "lr": 1e-3, "batch_size": 64, "random_state": seed,
-              "module__hidden_sizes": (256,), "module__tower_sizes": (64,),
-              "module__dropout": 0.3, "optimizer__weight_decay": 1e-2}
+    common = {"max_epochs": max_epochs, "random_state": seed}  # the defaults otherwise
     single = {}
     for j, name in enumerate(names):
         net = MultiTaskNet(tasks={name: tasks[name]}, **common)
@@ -168,6 +185,10 @@ def reviews_demo(max_epochs: int = 30, seed: int = 0) -> dict[str, dict[str, flo
     results["multi-task network"] = net.score_tasks(Xte, Ymat[te])
     _print_table(f"Clothing reviews: 2,250 train / 750 test rows; accuracy or R² per task "
                  f"(multi-task fit {seconds:.1f} s on {net.device_})", results, names)
+    print("What to look for: every network is MultiTaskNet with its defaults. Text carries "
+          "the department and much of the\nrating; the feedback count is barely predictable "
+          "(R² near 0). One multi-task network does the work of\nfour single-task ones; "
+          "where it scores lower than them, the tasks compete for the shared layers.")
     return results
 
 
@@ -176,14 +197,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sklearn_mtml.demo",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=0,
-                        help="training epochs (default: 60 for part 1, 30 for part 2)")
+                        help="training epochs (default: chosen from the data)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--part", choices=["all", "av-digits", "reviews"], default="all")
     args = parser.parse_args(argv)
     if args.part in ("all", "av-digits"):
-        av_digits_demo(args.epochs if args.epochs else 60, args.seed)
+        av_digits_demo(args.epochs if args.epochs else "auto", args.seed)
     if args.part in ("all", "reviews"):
-        reviews_demo(args.epochs if args.epochs else 30, args.seed)
+        reviews_demo(args.epochs if args.epochs else "auto", args.seed)
 
 
 if __name__ == "__main__":

@@ -251,6 +251,15 @@ class MultiTaskNet(NeuralNet):
         Column names of a DataFrame ``X``.
     device_ : torch.device
         Device the network was trained on.
+    input_stats_ : dict of str to (ndarray, ndarray) or None
+        Per-block centre and scale of the inputs (``input_scaling``), from the fit's rows.
+    batch_size_ : int
+        Training batch size used (``batch_size`` resolved).
+    max_epochs_ : int
+        Epochs planned by the last fit (``max_epochs`` resolved; early stopping may end
+        sooner).
+    best_epoch_ : int or None
+        With early stopping, the (1-based) epoch whose weights were restored; else ``None``.
     module_ : MultiTaskModule
         The trained network.
     weighting_ : Weighting

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -53,19 +54,24 @@ class WideHeads(nn.Module):
         Per-row shape of each block.
     out_features : sequence of int
         Number of outputs of each task.
-    gain : float, default=10.0
+    gain : float or "auto", default="auto"
         Constant factor on the linear maps' outputs. Under Adam-type optimizers a parameter
         moves by about ``lr`` per step whatever its gradient's scale, so the gain makes the
         linear model converge ``gain`` times faster than the deep part: it is fitted before the
-        deep part starts to overfit small data.
+        deep part starts to overfit small data. Since every input moves the output, wide
+        inputs need less: ``"auto"`` is ``10·sqrt(10 / d)`` within [1, 10] for ``d`` inputs
+        in all.
     """
 
     def __init__(self, block_shapes: Sequence[Sequence[int]], out_features: Sequence[int],
-                 gain: float = 10.0):
+                 gain: float | str = "auto"):
         super().__init__()
-        self.gain = float(gain)
         self.splits = [int(o) for o in out_features]
         self.shapes = [tuple(int(s) for s in shape) for shape in block_shapes]
+        if isinstance(gain, str) and gain == "auto":
+            width = sum(self._width(shape) for shape in self.shapes)
+            gain = min(max(10.0 * math.sqrt(10.0 / max(width, 1)), 1.0), 10.0)
+        self.gain = float(gain)
         self.linears = nn.ModuleList(
             nn.Linear(self._width(shape), sum(self.splits)) for shape in self.shapes)
         for linear in self.linears:

@@ -9,12 +9,17 @@ Statistics are per feature: per column of a ``(n, d)`` block, per frame feature 
 ``(n, T, F)`` sequence (over the non-padding frames), per channel of a ``(n, C, H, W)`` image.
 ``"robust"`` centres on the median and divides by the inter-quartile range (scaled to match a
 normal standard deviation; the standard deviation where the IQR is zero, 1 where both are),
-``"standard"`` uses the mean and standard deviation. The scaled values then pass a soft clip:
+``"standard"`` uses the mean and standard deviation. A column that is zero in most rows
+(TF-IDF, counts, one-hot indicators) is not centred: it is divided by the median of its
+non-zero magnitudes, so its zeros stay zero and a typical non-zero value becomes 1. The scaled
+values then pass a soft clip:
 beyond ``±clip`` they grow only logarithmically, so heavy-tailed features (audio energies,
 counts, prices) neither dominate the first layer nor lose their order.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -27,6 +32,7 @@ SCALINGS = ("robust", "standard")
 
 _IQR_TO_STD = 1.3489795  # IQR of the standard normal distribution
 _MAX_VALUES = 2_000_000  # values per feature used to estimate the statistics
+_MAX_TOTAL = 20_000_000  # values in all used to estimate them
 
 
 def _feature_axis_values(block: np.ndarray) -> np.ndarray:
@@ -64,13 +70,13 @@ def block_statistics(block: np.ndarray, method: str = "robust",
         raise ValueError(f"Unknown input scaling {method!r}; expected one of {SCALINGS} or None.")
     block = np.asarray(block)
     per_row = max(int(np.prod(block.shape[1:])) // block.shape[-1 if block.ndim < 4 else 1], 1)
-    max_rows = max(_MAX_VALUES // per_row, 1)
+    n_features = block.shape[-1 if block.ndim < 4 else 1]
+    max_rows = max(min(_MAX_VALUES // per_row, _MAX_TOTAL // (per_row * n_features)), 1)
     if block.shape[0] > max_rows:  # subsample rows before any copy of a large block
         rows = np.random.RandomState(random_state).choice(block.shape[0], max_rows,
                                                           replace=False)
         block = block[np.sort(rows)]
     values = _feature_axis_values(block).astype(np.float64, copy=False)
-    n_features = values.shape[1]
     if values.shape[0] == 0:
         return np.zeros(n_features, np.float32), np.ones(n_features, np.float32)
     std = values.std(axis=0)
@@ -80,6 +86,19 @@ def block_statistics(block: np.ndarray, method: str = "robust",
         q25, center, q75 = np.percentile(values, [25, 50, 75], axis=0)
         scale = (q75 - q25) / _IQR_TO_STD
         scale = np.where(scale > 1e-12 * np.maximum(np.abs(center), 1.0), scale, std)
+    # Columns that are zero in most rows (TF-IDF, counts, one-hot): standardising would turn
+    # a rare non-zero into a huge value. Keep the zeros at zero and bring a typical non-zero
+    # value to 1: divide by the median non-zero magnitude.
+    sparse = (values == 0).mean(axis=0) > 0.5
+    if sparse.any():
+        nonzero = np.abs(values[:, sparse])
+        nonzero[nonzero == 0] = np.nan
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-zero columns
+            typical = np.nanmedian(nonzero, axis=0)
+        center = np.where(sparse, 0.0, center)
+        scale = scale.copy()
+        scale[sparse] = typical
     scale = np.where(np.isfinite(scale) & (scale > 1e-12), scale, 1.0)
     return center.astype(np.float32), scale.astype(np.float32)
 
