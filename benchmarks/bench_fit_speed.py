@@ -113,12 +113,19 @@ def plain_skorch(data, device, epochs, batch_size, lr):
     return time.perf_counter() - start, net
 
 
-def ours(data, device, epochs, batch_size, lr):
+#: The hand-written loop's model and training: no input scaling, wide path, validation split
+#: or schedule, so that MultiTaskNet does the same work.
+SAME_MODEL = {"input_scaling": None, "module__wide": False, "early_stopping": False,
+              "lr_schedule": None}
+
+
+def ours(data, device, epochs, batch_size, lr, **params):
     X, y_bin, y_cls, y_reg = data
     Y = np.column_stack([y_bin, y_cls, y_reg]).astype(np.float32)
     net = MultiTaskNet(tasks=["binary", "multiclass", "regression"], lr=lr, max_epochs=epochs,
                        batch_size=batch_size, device=str(device), random_state=0,
-                       module__hidden_sizes=HIDDEN, module__tower_sizes=TOWER)
+                       module__hidden_sizes=HIDDEN, module__tower_sizes=TOWER,
+                       **(SAME_MODEL | params))
     sync(device)
     start = time.perf_counter()
     net.fit(X, Y)
@@ -153,7 +160,9 @@ def main(argv=None):
                           else ("cpu" if args.device == "auto" else args.device))
     data = make_data(args.n, args.features)
     runs = {"hand-written loop": hand_loop, "plain skorch": plain_skorch,
-            "MultiTaskNet": ours}
+            "MultiTaskNet": ours,
+            "MultiTaskNet, default features": lambda *a: ours(
+                *a, input_scaling="robust", module__wide=True, lr_schedule="cosine")}
     fit_times = {name: np.inf for name in runs}
     models = {}
     hand_loop(data, device, 1, args.batch_size, 1e-3)  # warm-up (allocator, kernels)
@@ -176,6 +185,9 @@ def main(argv=None):
                                      args.repeats),
         "MultiTaskNet": time_predict(lambda: models["MultiTaskNet"].forward_outputs(X),
                                      device, args.repeats),
+        "MultiTaskNet, default features": time_predict(
+            lambda: models["MultiTaskNet, default features"].forward_outputs(X), device,
+            args.repeats),
     }
     scores = models["MultiTaskNet"].score_tasks(X, np.column_stack(data[1:]))
     print(f"device={device} n={args.n} features={args.features} batch={args.batch_size} "
