@@ -29,9 +29,6 @@ class TaskHeads(nn.Module):
             raise ValueError("in_features and out_features must have one entry per task.")
         self.heads = nn.ModuleList(nn.Linear(int(i), int(o)) for i, o in
                                    zip(in_features, out_features))
-        for head in self.heads:  # the network starts as its wide (linear) path alone
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
 
     def forward(self, reps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Apply each task's head to its representation."""
