@@ -173,6 +173,15 @@ class MultiTaskNet(NeuralNet):
         jointly (``module__block_loss_weight``, ``module__modality_dropout``), so that the
         fused model stays at least as good as its best single modality, also when some
         modalities are missing at predict time.
+    regression_loss : {"squared", "huber"}, default="squared"
+        Loss of every regression task, on the standardised target: squared error, or the
+        Huber loss (quadratic within one standard deviation, linear beyond; robust to
+        outlying labels).
+    regression_bounds : float or None, default=0.25
+        Regression predictions are clipped to the training targets' range widened by this
+        share of it on each side, so that inputs from a shifted distribution (a later period,
+        an unseen group) cannot send predictions far beyond anything seen at fit. ``None``
+        leaves them unbounded.
     loss_weights : dict of str to float, sequence of float, or None, default=None
         Static weight of each task's loss (missing tasks weigh 1). An ordinary
         hyperparameter: search it with ``GridSearchCV``.
@@ -297,6 +306,8 @@ class MultiTaskNet(NeuralNet):
         *,
         architecture: str = "shared_bottom",
         fusion: str = "auto",
+        regression_loss: str = "squared",
+        regression_bounds: float | None = 0.25,
         loss_weights: Mapping[str, float] | Sequence[float] | None = None,
         weighting: str = "fixed",
         optimizer: type[torch.optim.Optimizer] = torch.optim.AdamW,
@@ -321,6 +332,8 @@ class MultiTaskNet(NeuralNet):
         self.tasks = tasks
         self.architecture = architecture
         self.fusion = fusion
+        self.regression_loss = regression_loss
+        self.regression_bounds = regression_bounds
         self.loss_weights = loss_weights
         self.weighting = weighting
         self.optimizer = optimizer
@@ -661,7 +674,9 @@ class MultiTaskNet(NeuralNet):
                     f"X has {n} samples but the target of task {name!r} has {len(col)}."
                 )
         kinds = self._task_kinds(names)
-        tasks = {name: make_task(name, kinds[name], col) for name, col in zip(names, cols)}
+        tasks = {name: make_task(name, kinds[name], col, regression_loss=self.regression_loss,
+                                 regression_bounds=self.regression_bounds)
+                 for name, col in zip(names, cols)}
         self._base_weights(names)
         device = _resolve_device(self.device)
         # All checks passed: record the fitted state.

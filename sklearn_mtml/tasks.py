@@ -418,14 +418,40 @@ class MulticlassTask(_ClassificationTask):
 
 
 class RegressionTask(Task):
-    """Regression: one linear output on a standardised target, mean squared error.
+    """Regression: one linear output on a standardised target, squared or Huber loss.
 
     The target is standardised with its fit-time mean and standard deviation so that tasks of
-    different scales have comparable losses; predictions are mapped back to the original scale.
+    different scales have comparable losses; predictions are mapped back to the original scale
+    and kept within the training targets' range widened by ``bounds`` of it on each side, so
+    that a shifted input (a later period, an unseen group) cannot send a prediction far beyond
+    anything seen at fit.
+
+    Parameters
+    ----------
+    name : str
+        The task's name.
+    loss : {"squared", "huber"}, default="squared"
+        Squared error, or the Huber loss (quadratic within one standard deviation of the
+        target, linear beyond: robust to outlying labels).
+    bounds : float or None, default=0.25
+        Predictions are clipped to ``[min - bounds·range, max + bounds·range]`` of the
+        training targets; ``None`` leaves them unbounded.
     """
 
     kind = "regression"
     metric_name = "r2"
+    LOSSES = ("squared", "huber")
+
+    def __init__(self, name: str, loss: str = "squared", bounds: float | None = 0.25):
+        super().__init__(name)
+        if loss not in self.LOSSES:
+            raise ValueError(f"Task {name!r}: unknown regression loss {loss!r}; expected one "
+                             f"of {list(self.LOSSES)}.")
+        if bounds is not None and not (np.isfinite(bounds) and bounds >= 0):
+            raise ValueError(f"Task {name!r}: regression bounds must be None or a finite "
+                             f"number >= 0, got {bounds!r}.")
+        self.loss_name = loss
+        self.bounds = None if bounds is None else float(bounds)
 
     def fit(self, values: np.ndarray) -> RegressionTask:
         present = self._as_float(_non_missing(values))
@@ -436,6 +462,9 @@ class RegressionTask(Task):
         self.mean_ = float(present.mean())
         std = float(present.std())
         self.scale_ = std if std > 0 else 1.0
+        lo, hi = float(present.min()), float(present.max())
+        margin = 0.0 if self.bounds is None else self.bounds * (hi - lo)
+        self.range_ = (lo - margin, hi + margin)
         return self
 
     def _as_float(self, values: np.ndarray) -> np.ndarray:
@@ -463,10 +492,15 @@ class RegressionTask(Task):
         return 1
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if getattr(self, "loss_name", "squared") == "huber":
+            return 2.0 * F.huber_loss(output[:, 0], target, reduction="none", delta=1.0)
         return (output[:, 0] - target) ** 2
 
     def decode(self, output: np.ndarray) -> np.ndarray:
-        return output[:, 0].astype(np.float64) * self.scale_ + self.mean_
+        values = output[:, 0].astype(np.float64) * self.scale_ + self.mean_
+        if getattr(self, "bounds", None) is not None and hasattr(self, "range_"):
+            values = np.clip(values, *self.range_)
+        return values
 
     def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         mask = ~is_missing(y_true)
@@ -501,7 +535,8 @@ TASK_KINDS: dict[str, type[Task]] = {
 }
 
 
-def make_task(name: str, kind: str, values: np.ndarray) -> Task:
+def make_task(name: str, kind: str, values: np.ndarray, *, regression_loss: str = "squared",
+              regression_bounds: float | None = 0.25) -> Task:
     """Create and fit the task ``name`` of kind ``kind`` on its target column.
 
     Parameters
@@ -512,6 +547,10 @@ def make_task(name: str, kind: str, values: np.ndarray) -> Task:
         A key of :data:`TASK_KINDS`, or ``None`` to infer it with :func:`infer_task_kind`.
     values : ndarray of shape (n_samples,)
         The task's target column.
+    regression_loss : {"squared", "huber"}, default="squared"
+        Loss of a regression task (see :class:`RegressionTask`).
+    regression_bounds : float or None, default=0.25
+        Prediction bounds of a regression task (see :class:`RegressionTask`).
 
     Returns
     -------
@@ -530,4 +569,6 @@ def make_task(name: str, kind: str, values: np.ndarray) -> Task:
         raise ValueError(
             f"Unknown kind {kind!r} for task {name!r}; expected one of {sorted(TASK_KINDS)}."
         )
+    if kind == "regression":
+        return TASK_KINDS[kind](name, loss=regression_loss, bounds=regression_bounds).fit(values)
     return TASK_KINDS[kind](name).fit(values)
