@@ -31,8 +31,8 @@ __all__ = ["SCALINGS", "BlockScaler", "block_statistics"]
 SCALINGS = ("robust", "standard")
 
 _IQR_TO_STD = 1.3489795  # IQR of the standard normal distribution
-_MAX_VALUES = 2_000_000  # values per feature used to estimate the statistics
-_MAX_TOTAL = 20_000_000  # values in all used to estimate them
+_MAX_VALUES = 100_000  # values per feature used to estimate the statistics
+_MAX_TOTAL = 1_000_000  # values in all used to estimate them
 
 
 def _feature_axis_values(block: np.ndarray) -> np.ndarray:
@@ -58,8 +58,8 @@ def block_statistics(block: np.ndarray, method: str = "robust",
     method : {"robust", "standard"}, default="robust"
         Median and IQR, or mean and standard deviation.
     random_state : int, default=0
-        Seed of the subsample used when the block holds more than two million values per
-        feature.
+        Seed of the subsample used when the block holds more than 100,000 values per
+        feature (or a million in all).
 
     Returns
     -------
