@@ -166,14 +166,23 @@ class ImageEncoder(nn.Module):
     pool_size : int, default=3
         The last block's maps are average-pooled to a ``pool_size × pool_size`` grid (not to
         one value per channel), so the projection sees where features are.
+    max_side : int or None, default=64
+        Images whose longer side exceeds it are first average-pooled to that size (aspect
+        ratio kept), which keeps an epoch cheap; ``None`` keeps the full resolution.
     """
 
     def __init__(self, shape: Sequence[int], embed_dim: int | None, activation: str = "relu",
                  dropout: float = 0.0, channels: Sequence[int] = (16, 32, 64),
-                 pool_size: int = 3):
+                 pool_size: int = 3, max_side: int | None = 64):
         super().__init__()
-        c = shape[0]
+        c, h, w = (int(v) for v in shape)
         layers: list[nn.Module] = []
+        if max_side is not None and max(h, w) > max_side:
+            # large images are averaged down first: an epoch stays cheap on a CPU, and a few
+            # hundred images cannot train a CNN at full resolution anyway
+            ratio = max_side / max(h, w)
+            layers.append(nn.AdaptiveAvgPool2d((max(round(h * ratio), 1),
+                                                max(round(w * ratio), 1))))
         for i, out in enumerate(channels):
             layers += [nn.Conv2d(c, out, 3, padding=1), nn.GroupNorm(_groups(out), out),
                        make_activation(activation)]
