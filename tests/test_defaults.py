@@ -338,3 +338,33 @@ def test_same_model_at_one_and_two_threads():
         outs.append(net.forward_outputs(X))
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------------------------------
+# images and other array inputs
+# ------------------------------------------------------------------------------------------
+def test_image_encoder_averages_large_images_down_and_normalises_per_image():
+    from sklearn_mtml.nn.encoders import ImageEncoder
+
+    enc = ImageEncoder((3, 200, 100), 8)
+    assert isinstance(enc.features[0], torch.nn.AdaptiveAvgPool2d)
+    assert enc.features[0].output_size == (64, 32)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in enc.modules())
+    assert enc(torch.randn(2, 3, 200, 100)).shape == (2, 8)
+    small = ImageEncoder((1, 8, 8), 8)
+    assert not isinstance(small.features[0], torch.nn.AdaptiveAvgPool2d)
+    # group normalisation: a row's embedding does not depend on the other rows of its batch
+    small.eval()
+    x = torch.randn(5, 1, 8, 8)
+    torch.testing.assert_close(small(x)[:1], small(x[:1]))
+
+
+def test_a_4d_image_array_is_one_block():
+    rng = np.random.RandomState(0)
+    X = rng.rand(60, 1, 8, 8).astype(np.float32)
+    y = (X[:, 0, :4].mean((1, 2)) > X[:, 0, 4:].mean((1, 2))).astype(int)
+    net = MultiTaskNet(random_state=0, max_epochs=3).fit(X, y)
+    assert net.layout_.shapes == {"X": (1, 8, 8)}
+    assert net.predict(X).shape == (60,)
+    with pytest.raises(ValueError):
+        net.predict(X[:, :, :4])
