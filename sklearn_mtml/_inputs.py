@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["InputLayout", "convert_blocks", "is_block_input", "prefix_groups", "split_blocks"]
+__all__ = [
+    "InputLayout",
+    "check_numeric_frame",
+    "convert_blocks",
+    "is_block_input",
+    "prefix_groups",
+    "split_blocks",
+]
 
 #: Name of the single block made from a plain 2-D ``X``.
 SINGLE_BLOCK = "X"
@@ -152,3 +159,63 @@ def convert_blocks(X: object) -> tuple[dict[str, np.ndarray], np.ndarray]:
             arr[~present[:, j]] = 0.0
             blocks[name] = arr
     return blocks, present
+
+
+_AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def _advice_for(name: str, item: object) -> str:
+    """How to encode a column whose first present cell is ``item``."""
+    if isinstance(item, str):
+        lower = item.lower()
+        if lower.endswith(_AUDIO_SUFFIXES):
+            return f"{name!r} holds audio file paths: encode it with AudioFeatures"
+        if lower.endswith(_IMAGE_SUFFIXES):
+            return f"{name!r} holds image file paths: encode it with ImageFeatures"
+        return (f"{name!r} holds strings (e.g. {item[:30]!r}): encode a categorical column "
+                "with OneHotEncoder, free text with TextFeatures")
+    if hasattr(item, "shape") or isinstance(item, (list, tuple)):
+        ndim = np.ndim(item)
+        what = "a waveform (AudioFeatures)" if ndim == 1 else "an image (ImageFeatures)"
+        return f"{name!r} holds an array per row, e.g. {what}"
+    return f"{name!r} holds {type(item).__name__} values: encode it as numbers"
+
+
+def check_numeric_frame(X: object) -> None:
+    """Fail clearly when a DataFrame passed to the network has non-numeric columns.
+
+    Each such column is named with the transformer that encodes it (``OneHotEncoder``,
+    ``TextFeatures``, ``ImageFeatures``, ``AudioFeatures``) and the ``ModalityFusion`` route.
+
+    Parameters
+    ----------
+    X : object
+        The network's input; only DataFrames (objects with ``columns`` and ``dtypes``) are
+        checked.
+
+    Raises
+    ------
+    ValueError
+        Naming every non-numeric column and how to encode it.
+    """
+    if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
+        return
+    advice = []
+    for name, dtype in zip(X.columns, X.dtypes):
+        kind = getattr(dtype, "kind", "O")
+        if kind in "biuf":
+            continue
+        column = X[name]
+        present = column[column.notna()] if hasattr(column, "notna") else column
+        item = present.iloc[0] if len(present) else None
+        if getattr(dtype, "name", "") == "category":
+            advice.append(f"{name!r} is categorical: encode it with OneHotEncoder")
+        elif item is not None:
+            advice.append(_advice_for(str(name), item))
+    if advice:
+        raise ValueError(
+            "MultiTaskNet needs numeric inputs, but " + "; ".join(advice) + ". Put the "
+            "encoders in a ModalityFusion([(name, transformer, columns), ...]) before the "
+            "network (numeric columns: 'passthrough')."
+        )

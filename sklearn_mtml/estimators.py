@@ -28,7 +28,14 @@ from skorch.dataset import ValidSplit
 from skorch.utils import TeeGenerator
 from torch import nn
 
-from ._inputs import SINGLE_BLOCK, InputLayout, convert_blocks, is_block_input, prefix_groups
+from ._inputs import (
+    SINGLE_BLOCK,
+    InputLayout,
+    check_numeric_frame,
+    convert_blocks,
+    is_block_input,
+    prefix_groups,
+)
 from ._training import (
     BestWeights,
     auto_batch_size,
@@ -642,6 +649,7 @@ class MultiTaskNet(NeuralNet):
         else:
             if X is None:
                 raise ValueError("X is None; expected an array-like of shape (n, n_features).")
+            check_numeric_frame(X)
             arr = validate_data(
                 self, X, reset=reset, accept_sparse=True, dtype=np.float32,
                 ensure_min_samples=1,

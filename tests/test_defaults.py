@@ -368,3 +368,21 @@ def test_a_4d_image_array_is_one_block():
     assert net.predict(X).shape == (60,)
     with pytest.raises(ValueError):
         net.predict(X[:, :, :4])
+
+
+@pytest.mark.parametrize(("column", "expected"), [
+    (["red", "blue"] * 10, "'col' holds strings .*OneHotEncoder.*TextFeatures"),
+    (["a.wav", "b.wav"] * 10, "'col' holds audio file paths: encode it with AudioFeatures"),
+    (["a.png", "b.jpg"] * 10, "'col' holds image file paths: encode it with ImageFeatures"),
+    ([np.zeros((2, 2))] * 20, "'col' holds an array per row, e.g. an image"),
+    ([np.zeros(50)] * 20, "'col' holds an array per row, e.g. a waveform"),
+])
+def test_non_numeric_columns_get_an_error_that_teaches(column, expected):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame({"num": np.arange(20.0), "col": pd.Series(column, dtype=object)})
+    with pytest.raises(ValueError, match=expected) as info:
+        MultiTaskNet(max_epochs=1).fit(X, np.arange(20) % 2)
+    assert "ModalityFusion" in str(info.value) and "'num'" not in str(info.value)
+    cat = pd.DataFrame({"c": pd.Categorical(["x", "y"] * 10)})
+    with pytest.raises(ValueError, match="'c' is categorical: encode it with OneHotEncoder"):
+        MultiTaskNet(max_epochs=1).fit(cat, np.arange(20) % 2)
