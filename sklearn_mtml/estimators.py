@@ -887,6 +887,7 @@ ModalityBlocks
                             group["lr"] = lr * factor
                     self.notify("on_epoch_begin", **epoch_kwargs)
                     self._train_epoch(tensors, train_t)
+                    self._check_finite_loss(epoch)
                     if validates:
                         self._valid_epoch(tensors, valid_t)
                     self.notify("on_epoch_end", **epoch_kwargs)
@@ -905,6 +906,20 @@ ModalityBlocks
         else:
             self.best_epoch_ = None
         self.notify("on_train_end", X=blocks, y=targets)
+
+    def _check_finite_loss(self, epoch: int) -> None:
+        """Stop with a clear error when the training loss is no longer finite."""
+        loss = self.history[-1, "train_loss"]
+        if np.isfinite(loss):
+            return
+        cause = f"a learning rate too large (lr={self.lr!r}; try 10 times smaller)"
+        if self.input_scaling is None:
+            cause += " or inputs of extreme scale (input_scaling=None: try 'robust')"
+        raise FloatingPointError(
+            f"Training diverged: the training loss is {loss} at epoch {epoch + 1}. Likely "
+            f"cause: {cause}. The network's weights are no longer usable: refit with other "
+            "settings."
+        )
 
     def _trained_modules(self) -> dict[str, nn.Module]:
         return {"module_": self.module_, "weighting_": self.weighting_}

@@ -386,3 +386,12 @@ def test_non_numeric_columns_get_an_error_that_teaches(column, expected):
     cat = pd.DataFrame({"c": pd.Categorical(["x", "y"] * 10)})
     with pytest.raises(ValueError, match="'c' is categorical: encode it with OneHotEncoder"):
         MultiTaskNet(max_epochs=1).fit(cat, np.arange(20) % 2)
+
+
+def test_divergence_is_never_silent():
+    rng = np.random.RandomState(0)
+    X = rng.randn(100, 3).astype(np.float32)
+    Y = np.column_stack([(X[:, 0] > 0).astype(int), X[:, 1]])
+    with pytest.raises(FloatingPointError, match=r"Training diverged.*lr=1000000\.0"):
+        MultiTaskNet(lr=1e6, random_state=0, max_epochs=20, early_stopping=False,
+                     lr_schedule=None).fit(X * 1e30, Y)
