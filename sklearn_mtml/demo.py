@@ -132,6 +132,9 @@ def reviews_demo(max_epochs: int | str = "auto", seed: int = 0) -> dict[str, dic
     from sklearn_mtml.datasets import load_reviews
     from sklearn_mtml.tasks import is_missing
 
+    print("\nClothing reviews: 3,000 real reviews (title + text, age, division) and four tasks "
+          "(rating, recommended,\ndepartment, feedback count). Features: TF-IDF + SVD of the "
+          "text, age, one-hot division; networks: MultiTaskNet with its defaults.", flush=True)
     X, Y = load_reviews(as_frame=False)
     text = np.array([" ".join(s for s in (t, r) if s) for t, r in
                      zip(X["Title"], X["Review Text"])], dtype=object)
@@ -174,21 +177,24 @@ def reviews_demo(max_epochs: int | str = "auto", seed: int = 0) -> dict[str, dic
     common = {"max_epochs": max_epochs, "random_state": seed}  # the defaults otherwise
     single = {}
     for j, name in enumerate(names):
+        print(f"  fitting a single-task network for {name} ...", flush=True)
         net = MultiTaskNet(tasks={name: tasks[name]}, **common)
         net.fit(Xtr, Ymat[tr, j])
         single[name] = net.score_tasks(Xte, Ymat[te, j])[name]
     results["single-task networks"] = single
 
+    print("  fitting one multi-task network for all four tasks ...", flush=True)
     start = time.perf_counter()
     net = MultiTaskNet(tasks=tasks, **common).fit(Xtr, Ymat[tr])
     seconds = time.perf_counter() - start
     results["multi-task network"] = net.score_tasks(Xte, Ymat[te])
     _print_table(f"Clothing reviews: 2,250 train / 750 test rows; accuracy or R² per task "
                  f"(multi-task fit {seconds:.1f} s on {net.device_})", results, names)
-    print("What to look for: every network is MultiTaskNet with its defaults. Text carries "
-          "the department and much of the\nrating; the feedback count is barely predictable "
-          "(R² near 0). One multi-task network does the work of\nfour single-task ones; "
-          "where it scores lower than them, the tasks compete for the shared layers.")
+    print("What to look for: compare each row with logistic / ridge regression on the same "
+          "features. On 2,250 rows of\nSVD text features the networks roughly tie with the "
+          "linear models (a point or two either way); the feedback\ncount is barely "
+          "predictable (R² near 0). One multi-task network does the work of four single-task "
+          "ones;\nwhere it scores lower than them, the tasks compete for the shared layers.")
     return results
 
 
