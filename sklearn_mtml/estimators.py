@@ -10,6 +10,7 @@ to the host once.
 from __future__ import annotations
 
 import contextlib
+import copy
 import numbers
 import warnings
 from collections.abc import Mapping, Sequence
@@ -760,12 +761,37 @@ ModalityBlocks
         """
         if self.warm_start and self.initialized_ and hasattr(self, "tasks_"):
             return self.partial_fit(X, y, **fit_params)
-        data = self._prepare(X, y)
-        with self._seeded():
-            with self._on_resolved_device():
-                self.initialize()
-            self._train(data)
+        with self._atomic(in_place=False):
+            data = self._prepare(X, y)
+            with self._seeded():
+                with self._on_resolved_device():
+                    self.initialize()
+                self._train(data)
         return self
+
+    @contextlib.contextmanager
+    def _atomic(self, in_place: bool):
+        """Leave the estimator exactly as it was when the block raises.
+
+        A fit builds new modules, so keeping the old attributes is enough; training in place
+        (``partial_fit``) also restores the weights, the optimizer state and the history.
+        """
+        saved = dict(self.__dict__)
+        states = {}
+        if in_place:
+            states = {name: copy.deepcopy(saved[name].state_dict())
+                      for name in ("module_", "weighting_", "optimizer_") if name in saved}
+            history = copy.deepcopy(saved.get("history_"))
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            for name, state in states.items():
+                saved[name].load_state_dict(state)
+            if in_place:
+                self.history_ = history
+            raise
 
     def partial_fit(self, X: Any, y: Any = None, classes: Any = None,
                     **fit_params: Any) -> MultiTaskNet:
@@ -788,15 +814,16 @@ ModalityBlocks
         """
         if not (self.initialized_ and hasattr(self, "tasks_")):
             return self.fit(X, y)
-        self._check_params()
-        names, cols, _ = self._validate_targets(y)
-        if names != self.task_names_:
-            raise ValueError(f"Y has tasks {names}, but the model was fitted on "
-                             f"{self.task_names_}.")
-        blocks, mask = self._validate_X(X, reset=False)
-        targets, label_mask = self._encode_targets(cols)
-        with self._seeded():
-            self._train((blocks, mask, targets, label_mask))
+        with self._atomic(in_place=True):
+            self._check_params()
+            names, cols, _ = self._validate_targets(y)
+            if names != self.task_names_:
+                raise ValueError(f"Y has tasks {names}, but the model was fitted on "
+                                 f"{self.task_names_}.")
+            blocks, mask = self._validate_X(X, reset=False)
+            targets, label_mask = self._encode_targets(cols)
+            with self._seeded():
+                self._train((blocks, mask, targets, label_mask))
         return self
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:

@@ -395,3 +395,24 @@ def test_divergence_is_never_silent():
     with pytest.raises(FloatingPointError, match=r"Training diverged.*lr=1000000\.0"):
         MultiTaskNet(lr=1e6, random_state=0, max_epochs=20, early_stopping=False,
                      lr_schedule=None).fit(X * 1e30, Y)
+
+
+def test_a_failed_fit_leaves_the_fitted_model_as_it_was():
+    rng = np.random.RandomState(0)
+    X = rng.randn(120, 5).astype(np.float32)
+    Y = np.column_stack([(X[:, 0] > 0).astype(float), X[:, 1]])
+    net = MultiTaskNet(random_state=0, max_epochs=3).fit(X, Y)
+    before, history = net.predict(X), len(net.history)
+    bad = Y.copy()
+    bad[:, 0] = np.nan  # a task without any label
+    with pytest.raises(ValueError, match="no labelled row"):
+        net.fit(X[:, :3], bad)
+    assert net.n_features_in_ == 5 and len(net.history) == history
+    np.testing.assert_array_equal(net.predict(X), before)
+    # a failure during training in place (partial_fit) restores weights and history too
+    with pytest.raises(FloatingPointError):
+        net.set_params(lr=1e9)
+        net.partial_fit(X * 1e3, Y)
+    net.set_params(lr=1e-3)
+    assert len(net.history) == history
+    np.testing.assert_array_equal(net.predict(X), before)
