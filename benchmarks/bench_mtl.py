@@ -101,13 +101,18 @@ def load_emotions(root):
             test[labels].astype(int), dict.fromkeys(labels, "binary"))
 
 
-def load_reviews(root, n_rows=6000, n_components=100):
+def sample_reviews(root, n_rows):
+    """A fixed subsample of the reviews: every row without a department, plus a seeded draw."""
     df = pd.read_csv(root / "womens_ecommerce" / "womens_ecommerce.csv.gz")
     rng = np.random.RandomState(0)
     missing = np.flatnonzero(df["Department Name"].isna().to_numpy())
     others = np.setdiff1d(np.arange(len(df)), missing)
     keep = np.concatenate([missing, rng.choice(others, n_rows - len(missing), replace=False)])
-    df = df.iloc[np.sort(keep)].reset_index(drop=True)
+    return df.iloc[np.sort(keep)].reset_index(drop=True)
+
+
+def load_reviews(root, n_rows=6000, n_components=100):
+    df = sample_reviews(root, n_rows)
     text = (df["Title"].fillna("") + " " + df["Review Text"].fillna("")).to_numpy()
     Y = pd.DataFrame({
         "rating": df["Rating"].to_numpy(),

@@ -131,7 +131,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from bench_fusion import hide, load_av_digits  # noqa: E402
-from bench_mtl import _read_arff  # noqa: E402
+from bench_mtl import _read_arff, sample_reviews  # noqa: E402
 
 from sklearn_mtml import (  # noqa: E402
     AudioFeatures,
@@ -301,12 +301,7 @@ def reviews_base(X_tr, X_te):
 
 def p_reviews(root, quick):
     n_rows = 1500 if quick else REVIEWS_ROWS
-    df = pd.read_csv(root / "womens_ecommerce" / "womens_ecommerce.csv.gz")
-    rng = np.random.RandomState(0)
-    missing = np.flatnonzero(df["Department Name"].isna().to_numpy())
-    others = np.setdiff1d(np.arange(len(df)), missing)
-    keep = np.concatenate([missing, rng.choice(others, n_rows - len(missing), replace=False)])
-    df = df.iloc[np.sort(keep)].reset_index(drop=True)
+    df = sample_reviews(root, n_rows)
     title, body = df["Title"], df["Review Text"]
     text = (title.fillna("") + " " + body.fillna("")).str.strip()
     text = text.where(title.notna() | body.notna(), None).astype(object)
