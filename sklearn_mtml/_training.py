@@ -58,19 +58,32 @@ def auto_batch_size(n_train: int) -> int:
     return int(min(max(size, MIN_BATCH), MAX_BATCH))
 
 
-def auto_max_epochs(batches_per_epoch: int) -> int:
-    """Epochs that give about :data:`TRAINING_STEPS` optimizer steps, within [10, 300].
+def auto_max_epochs(batches_per_epoch: int, n_train: int | None = None,
+                    early_stopping: bool = True) -> int:
+    """Epochs for the step budget, within [10, 300].
+
+    With early stopping the budget is :data:`TRAINING_STEPS` optimizer steps (the validation
+    loss decides when to stop). Without it (data too small to hold rows out) nothing guards
+    against overfitting, so the budget is ``2 · n_train`` steps, at most
+    :data:`TRAINING_STEPS`: a tiny data set gets few passes.
 
     Parameters
     ----------
     batches_per_epoch : int
         Optimizer steps per epoch.
+    n_train : int or None, default=None
+        Training rows (needed without early stopping).
+    early_stopping : bool, default=True
+        Whether early stopping watches the fit.
 
     Returns
     -------
     max_epochs : int
     """
-    epochs = math.ceil(TRAINING_STEPS / max(batches_per_epoch, 1))
+    steps = TRAINING_STEPS
+    if not early_stopping and n_train is not None:
+        steps = min(TRAINING_STEPS, 2 * int(n_train))
+    epochs = math.ceil(steps / max(batches_per_epoch, 1))
     return int(min(max(epochs, MIN_EPOCHS), MAX_EPOCHS))
 
 

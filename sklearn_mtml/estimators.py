@@ -201,9 +201,10 @@ class MultiTaskNet(NeuralNet):
     lr : float, default=1e-3
         Learning rate (the initial one, see ``lr_schedule``).
     max_epochs : int or "auto", default="auto"
-        Number of epochs (at most, with early stopping). ``"auto"`` plans about
-        ``TRAINING_STEPS`` (2,000) optimizer steps, between 10 and 300 epochs: many passes
-        over small data, few over large data.
+        Number of epochs (at most, with early stopping). ``"auto"`` plans about 2,000
+        optimizer steps with early stopping, ``2 · n_train`` (at most 2,000) without it,
+        between 10 and 300 epochs: many passes over small data, few over large data, few
+        over data too small to hold out validation rows.
     batch_size : int or "auto", default="auto"
         Training batch size. ``"auto"``: about ``n_train / 32`` rounded to a power of two,
         between 16 and 256. Prediction uses ``iterator_valid__batch_size`` when given, else
@@ -894,12 +895,12 @@ ModalityBlocks
         train_t = torch.as_tensor(train_idx, device=self.device_)
         valid_t = None if valid_idx is None else torch.as_tensor(valid_idx, device=self.device_)
         validates = valid_t is not None and len(valid_t) > 0
-        self._resolve_budget(len(train_idx))
+        stopping = validates and self._uses_early_stopping(n)
+        self._resolve_budget(len(train_idx), stopping)
         threads = None
         if self.device_.type == "cpu":
             threads = fit_threads(self._step_flops(tensors, train_t))
-        stopper = BestWeights(self.n_iter_no_change) if (
-            validates and self._uses_early_stopping(n)) else None
+        stopper = BestWeights(self.n_iter_no_change) if stopping else None
         base_lrs = [group["lr"] for group in self.optimizer_.param_groups]
         cosine = self.lr_schedule == "cosine" and not any(
             isinstance(cb, LRScheduler) for _, cb in self.callbacks_)
@@ -951,11 +952,12 @@ ModalityBlocks
     def _trained_modules(self) -> dict[str, nn.Module]:
         return {"module_": self.module_, "weighting_": self.weighting_}
 
-    def _resolve_budget(self, n_train: int) -> None:
+    def _resolve_budget(self, n_train: int, early_stopping: bool) -> None:
         """Set ``batch_size_`` and ``max_epochs_`` from the parameters and the data."""
         self.batch_size_ = (auto_batch_size(n_train) if self.batch_size == "auto"
                             else int(self.batch_size))
-        self.max_epochs_ = (auto_max_epochs(len(self._batches(n_train, self.batch_size_)))
+        batches = len(self._batches(n_train, self.batch_size_))
+        self.max_epochs_ = (auto_max_epochs(batches, n_train, early_stopping)
                             if self.max_epochs == "auto" else int(self.max_epochs))
 
     def _step_flops(self, tensors: dict, train_t: torch.Tensor) -> float:

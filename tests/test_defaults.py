@@ -135,6 +135,11 @@ def test_auto_max_epochs_plans_the_step_budget_within_bounds():
     assert auto_max_epochs(20) == math.ceil(TRAINING_STEPS / 20)
     assert auto_max_epochs(1) == 300
     assert auto_max_epochs(10_000) == 10
+    # without early stopping: 2 steps a training row
+    assert auto_max_epochs(1, n_train=16, early_stopping=False) == 32
+    assert auto_max_epochs(9, n_train=133, early_stopping=False) == 30
+    assert auto_max_epochs(1, n_train=3, early_stopping=False) == 10
+    assert auto_max_epochs(20, n_train=10**6, early_stopping=False) == 100
 
 
 def test_cosine_factor_decays_from_one_to_the_floor():
@@ -147,8 +152,9 @@ def test_cosine_factor_decays_from_one_to_the_floor():
 def test_resolved_budget_is_recorded():
     X = np.random.RandomState(0).randn(100, 3).astype(np.float32)
     net = MultiTaskNet(random_state=0, early_stopping=False).fit(X, X[:, 0])
-    # 100 rows in batches of 16: 7 steps an epoch (the last batch holds 4 rows)
-    assert net.batch_size_ == 16 and net.max_epochs_ == math.ceil(TRAINING_STEPS / 7)
+    # 100 rows in batches of 16: 7 steps an epoch (the last batch holds 4 rows); without
+    # early stopping the budget is 2 steps a row
+    assert net.batch_size_ == 16 and net.max_epochs_ == math.ceil(200 / 7)
     assert len(net.history) == net.max_epochs_
     net = MultiTaskNet(random_state=0, batch_size=50, max_epochs=3).fit(X, X[:, 0])
     assert (net.batch_size_, net.max_epochs_, len(net.history)) == (50, 3, 3)
