@@ -395,6 +395,10 @@ class MultiTaskNet(NeuralNet):
             tags.non_deterministic = _resolve_device(self.device).type == "cuda"
         return tags
 
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        """scikit-learn's repr: the class and the parameters that differ from their defaults."""
+        return BaseEstimator.__repr__(self, N_CHAR_MAX)
+
     def __sklearn_is_fitted__(self) -> bool:  # noqa: D105
         return bool(self.initialized_) and hasattr(self, "tasks_")
 

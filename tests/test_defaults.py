@@ -423,3 +423,10 @@ def test_a_failed_fit_leaves_the_fitted_model_as_it_was():
     net.set_params(lr=1e-3)
     assert len(net.history) == history
     np.testing.assert_array_equal(net.predict(X), before)
+
+
+def test_repr_shows_the_parameters_that_differ_from_their_defaults():
+    net = MultiTaskNet(max_epochs=3, loss_weights={"a": 2.0}, module__hidden_sizes=(64,))
+    assert repr(net) == ("MultiTaskNet(loss_weights={'a': 2.0}, max_epochs=3, "
+                         "module__hidden_sizes=(64,))")
+    assert repr(MultiTaskNet()) == "MultiTaskNet()"
