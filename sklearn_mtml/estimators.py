@@ -76,17 +76,18 @@ class MultiTaskLoss(nn.Module):
             Each task's head outputs ``(n, k_t)``.
         targets : Tensor of shape (n, T)
             Encoded targets.
-        label_mask : Tensor of bool, shape (n, T)
-            ``True`` where a row has a label for a task.
+        label_mask : Tensor of shape (n, T)
+            Weight of each row's label for each task: 0 where the label is missing, else
+            the row's sample weight (1 without weights); a boolean mask works too.
 
         Returns
         -------
         mean : Tensor of shape (T,)
-            Mean loss per task over its labelled rows (0 for a task without labels).
+            Weighted mean loss per task over its labelled rows (0 for a task without labels).
         total : Tensor of shape (T,)
-            Summed loss per task over its labelled rows.
+            Weighted sum of the loss per task over its labelled rows.
         count : Tensor of shape (T,)
-            Number of labelled rows per task.
+            Sum of the label weights per task (the number of labelled rows without weights).
         """
         m = label_mask.to(targets.dtype)
         total = torch.stack([
@@ -94,7 +95,7 @@ class MultiTaskLoss(nn.Module):
             for t, (task, out) in enumerate(zip(self.tasks, outputs))
         ])
         count = m.sum(0)
-        return total / count.clamp_min(1.0), total, count
+        return total / count.clamp_min(1e-12), total, count
 
 
 def _metric_sums(task: Task, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
@@ -118,10 +119,30 @@ def _metric_from_sums(task: Task, s: np.ndarray) -> float:
     if task.is_classification:
         return float(s[0] / s[1]) if s[1] > 0 else float("nan")
     n = s[3]
-    if n < 2:
+    if n <= 0:
         return float("nan")
     ss_tot = s[2] - s[1] ** 2 / n
     return float(1.0 - s[0] / ss_tot) if ss_tot > 0 else float("nan")
+
+
+def _check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
+    """Validate per-row weights: ``None``, or ``n`` finite non-negative numbers, not all 0."""
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"sample_weight must be numbers, got {sample_weight!r}.") from exc
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight has shape {w.shape}; expected ({n},), one weight per "
+                         "row of X.")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must be finite and non-negative.")
+    if not np.any(w > 0):
+        raise ValueError("sample_weight is zero for every row: at least one row must count.")
+    return w
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
@@ -675,13 +696,14 @@ class MultiTaskNet(NeuralNet):
             self.layout_.check(blocks)
         return blocks, mask
 
-    def _prepare(self, X: Any, y: Any) -> tuple[dict[str, np.ndarray], np.ndarray,
-                                                 np.ndarray, np.ndarray]:
+    def _prepare(self, X: Any, y: Any, sample_weight: Any = None
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
         """Validate everything, fit tasks and layout; return arrays ready for the device."""
         self._check_params()
         names, cols, is_1d = self._validate_targets(y)
         blocks, mask = self._validate_X(X, reset=True)
         n = mask.shape[0]
+        weights = _check_sample_weight(sample_weight, n)
         for name, col in zip(names, cols):
             if len(col) != n:
                 raise ValueError(
@@ -706,7 +728,7 @@ class MultiTaskNet(NeuralNet):
             self.classes_ = classes[0] if is_1d else classes
         else:
             self.__dict__.pop("classes_", None)
-        targets, label_mask = self._encode_targets(cols)
+        targets, label_mask = self._encode_targets(cols, weights)
         self.input_stats_ = None if self.input_scaling is None else {
             name: block_statistics(block if mask[:, j].all() else block[mask[:, j]],
                                    self.input_scaling)
@@ -714,10 +736,14 @@ class MultiTaskNet(NeuralNet):
         }
         return blocks, mask, targets, label_mask
 
-    def _encode_targets(self, cols: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _encode_targets(self, cols: Sequence[np.ndarray], weights: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded targets and label weights ``(n, T)``: the row's weight, 0 where missing."""
         pairs = [task.encode(col) for task, col in zip(self.tasks_.values(), cols)]
-        return (np.column_stack([p[0] for p in pairs]).astype(np.float32),
-                np.column_stack([p[1] for p in pairs]))
+        label_weight = np.column_stack([p[1] for p in pairs]).astype(np.float32)
+        if weights is not None:
+            label_weight *= weights[:, None]
+        return np.column_stack([p[0] for p in pairs]).astype(np.float32), label_weight
 
     # ------------------------------------------------------------------------------------
     # fitting
@@ -746,7 +772,8 @@ class MultiTaskNet(NeuralNet):
             torch.manual_seed(seed)
             yield
 
-    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> MultiTaskNet:
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None,
+            **fit_params: Any) -> MultiTaskNet:
         """Fit the network on ``X`` and the targets ``y`` (one column per task).
 
         Parameters
@@ -756,6 +783,11 @@ ModalityBlocks
             Input features or per-modality blocks.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks), or DataFrame
             Targets; ``NaN``/``None`` marks a missing label.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each row in every task's loss, training and validation (each task's
+            loss is the weighted mean over its labelled rows; a weight of 0 is a missing
+            label). Routed by scikit-learn's metadata routing
+            (``set_fit_request(sample_weight=True)``).
         **fit_params : dict
             Unused; accepted for compatibility with skorch.
 
@@ -765,9 +797,9 @@ ModalityBlocks
             The fitted estimator.
         """
         if self.warm_start and self.initialized_ and hasattr(self, "tasks_"):
-            return self.partial_fit(X, y, **fit_params)
+            return self.partial_fit(X, y, sample_weight=sample_weight, **fit_params)
         with self._atomic(in_place=False):
-            data = self._prepare(X, y)
+            data = self._prepare(X, y, sample_weight)
             with self._seeded():
                 with self._on_resolved_device():
                     self.initialize()
@@ -799,7 +831,7 @@ ModalityBlocks
             raise
 
     def partial_fit(self, X: Any, y: Any = None, classes: Any = None,
-                    **fit_params: Any) -> MultiTaskNet:
+                    sample_weight: Any = None, **fit_params: Any) -> MultiTaskNet:
         """Train for ``max_epochs`` more epochs without re-initialising a fitted network.
 
         Parameters
@@ -810,6 +842,8 @@ ModalityBlocks
             Targets, with the tasks and labels seen at the first fit.
         classes : None
             Unused (tasks learn their classes at the first fit).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each row in every task's loss (see :meth:`fit`).
         **fit_params : dict
             Unused.
 
@@ -818,7 +852,7 @@ ModalityBlocks
         self : MultiTaskNet
         """
         if not (self.initialized_ and hasattr(self, "tasks_")):
-            return self.fit(X, y)
+            return self.fit(X, y, sample_weight=sample_weight)
         with self._atomic(in_place=True):
             self._check_params()
             names, cols, _ = self._validate_targets(y)
@@ -826,7 +860,8 @@ ModalityBlocks
                 raise ValueError(f"Y has tasks {names}, but the model was fitted on "
                                  f"{self.task_names_}.")
             blocks, mask = self._validate_X(X, reset=False)
-            targets, label_mask = self._encode_targets(cols)
+            weights = _check_sample_weight(sample_weight, mask.shape[0])
+            targets, label_mask = self._encode_targets(cols, weights)
             with self._seeded():
                 self._train((blocks, mask, targets, label_mask))
         return self
@@ -1015,7 +1050,7 @@ ModalityBlocks
             self.notify("on_batch_end", batch=batch, training=True, loss=objective,
                         y_pred=outputs)
         self.history.record("train_batch_count", len(batches))
-        stats = torch.cat([total / count.clamp_min(1), objective_sum.reshape(1),
+        stats = torch.cat([total / count.clamp_min(1e-12), objective_sum.reshape(1),
                            self.weighting_.task_weights().detach().reshape(-1)]).cpu().numpy()
         task_losses = stats[:n_tasks]
         self.weighting_.epoch_end(torch.as_tensor(task_losses))
@@ -1038,7 +1073,7 @@ ModalityBlocks
             return (*self.criterion_(outputs, yb, lb), outputs)
         outputs, per_block, used = self.module_(xb, mb, return_blocks=True)
         losses, task_total, task_count = self.criterion_(outputs, yb, lb)
-        block_losses = [self.criterion_(out, yb, lb & used[:, m:m + 1])[0]
+        block_losses = [self.criterion_(out, yb, lb * used[:, m:m + 1])[0]
                         for m, out in enumerate(per_block)]
         losses = losses + block_weight * torch.stack(block_losses).mean(0)
         return losses, task_total, task_count, outputs
@@ -1071,7 +1106,7 @@ ModalityBlocks
             self.history.record_batch("valid_batch_size", stop - start)
             self.notify("on_batch_end", batch=batch, training=False, y_pred=outputs)
         self.history.record("valid_batch_count", len(batches))
-        stats = torch.cat([total / count.clamp_min(1), metric.reshape(-1)]).cpu().numpy()
+        stats = torch.cat([total / count.clamp_min(1e-12), metric.reshape(-1)]).cpu().numpy()
         losses = stats[:n_tasks]
         sums = stats[n_tasks:].reshape(n_tasks, 4)
         weights = np.asarray(self._base_weights())
@@ -1235,7 +1270,7 @@ ModalityBlocks
                   if task.is_classification]
         return probas[0] if self._y_1d else probas
 
-    def score_tasks(self, X: Any, y: Any) -> dict[str, float]:
+    def score_tasks(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
         """Score each task: accuracy for classification, R² for regression.
 
         Rows whose label is missing are skipped for that task.
@@ -1246,6 +1281,8 @@ ModalityBlocks
             Input.
         y : array-like or DataFrame
             True targets, one column per task.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in every task's score.
 
         Returns
         -------
@@ -1259,15 +1296,16 @@ ModalityBlocks
                              f"{self.task_names_}.")
         pred = self.predict(X)
         pred = pred.reshape(len(pred), -1)
+        weights = _check_sample_weight(sample_weight, len(pred))
         scores = {}
         for i, (name, task) in enumerate(self.tasks_.items()):
             if (~is_missing(cols[i])).sum() == 0:
                 scores[name] = float("nan")
                 continue
-            scores[name] = task.score(cols[i], pred[:, i])
+            scores[name] = task.score(cols[i], pred[:, i], sample_weight=weights)
         return scores
 
-    def score(self, X: Any, y: Any, sample_weight: None = None) -> float:
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean over tasks of the per-task scores of :meth:`score_tasks`.
 
         Accuracy (classification) and R² (regression) both lie in (-inf, 1], higher is
@@ -1279,14 +1317,12 @@ ModalityBlocks
             Input.
         y : array-like or DataFrame
             True targets.
-        sample_weight : None
-            Not supported; must be None.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in every task's score.
 
         Returns
         -------
         score : float
         """
-        if sample_weight is not None:
-            raise ValueError("MultiTaskNet.score does not support sample_weight.")
-        scores = np.array(list(self.score_tasks(X, y).values()), dtype=float)
+        scores = np.array(list(self.score_tasks(X, y, sample_weight).values()), dtype=float)
         return float(np.nanmean(scores))

@@ -300,8 +300,12 @@ class Task:
         """Turn raw head outputs ``(n, n_outputs)`` into predictions in the original space."""
         raise NotImplementedError
 
-    def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        """Score predictions against original-space labels (missing labels skipped)."""
+    def score(self, y_true: np.ndarray, y_pred: np.ndarray,
+              sample_weight: np.ndarray | None = None) -> float:
+        """Score predictions against original-space labels (missing labels skipped).
+
+        ``sample_weight`` (one weight per row, or ``None``) weights the rows.
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -367,11 +371,14 @@ class _ClassificationTask(Task):
     def decode(self, output: np.ndarray) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(output), axis=1)]
 
-    def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    def score(self, y_true: np.ndarray, y_pred: np.ndarray,
+              sample_weight: np.ndarray | None = None) -> float:
         mask = ~is_missing(y_true)
         dtype = self.classes_.dtype
         y_true = np.asarray(y_true)[mask].astype(dtype)
-        return float(np.mean(y_true == np.asarray(y_pred)[mask].astype(dtype)))
+        correct = y_true == np.asarray(y_pred)[mask].astype(dtype)
+        w = None if sample_weight is None else np.asarray(sample_weight)[mask]
+        return float(np.average(correct, weights=w))
 
 
 class BinaryTask(_ClassificationTask):
@@ -502,10 +509,12 @@ class RegressionTask(Task):
             values = np.clip(values, *self.range_)
         return values
 
-    def score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    def score(self, y_true: np.ndarray, y_pred: np.ndarray,
+              sample_weight: np.ndarray | None = None) -> float:
         mask = ~is_missing(y_true)
+        w = None if sample_weight is None else np.asarray(sample_weight)[mask]
         return float(r2_score(self._as_float(np.asarray(y_true)[mask]),
-                              self._as_float(np.asarray(y_pred)[mask])))
+                              self._as_float(np.asarray(y_pred)[mask]), sample_weight=w))
 
 
 def _homogeneous(values: np.ndarray) -> np.ndarray:

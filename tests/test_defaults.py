@@ -430,3 +430,75 @@ def test_repr_shows_the_parameters_that_differ_from_their_defaults():
     assert repr(net) == ("MultiTaskNet(loss_weights={'a': 2.0}, max_epochs=3, "
                          "module__hidden_sizes=(64,))")
     assert repr(MultiTaskNet()) == "MultiTaskNet()"
+
+
+# ------------------------------------------------------------------------------------------
+# sample weights
+# ------------------------------------------------------------------------------------------
+def test_sample_weight_zero_removes_rows_from_the_loss():
+    rng = np.random.RandomState(0)
+    X = rng.randn(600, 4).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    noisy = y.copy()
+    flip = np.arange(600) % 2 == 0
+    noisy[flip] = rng.randint(0, 2, flip.sum())  # half the rows get random labels
+    Xte = rng.randn(400, 4).astype(np.float32)
+    yte = (Xte[:, 0] > 0).astype(int)
+    plain = MultiTaskNet(random_state=0).fit(X, noisy).score(Xte, yte)
+    weighted = MultiTaskNet(random_state=0).fit(X, noisy, sample_weight=(~flip) * 1.0)
+    assert weighted.score(Xte, yte) > plain + 0.02
+
+
+def test_weighted_losses_and_scores():
+    from sklearn.metrics import accuracy_score, r2_score
+
+    from sklearn_mtml.estimators import MultiTaskLoss
+    from sklearn_mtml.tasks import make_task
+
+    task = make_task("r", "regression", np.array([0.0, 1.0, 2.0]))
+    loss = MultiTaskLoss([task])
+    out = [torch.tensor([[1.0], [0.0], [3.0]])]
+    target = torch.zeros(3, 1)
+    w = torch.tensor([[2.0], [0.0], [1.0]])
+    mean, total, count = loss(out, target, w)
+    assert mean.item() == pytest.approx((2 * 1 + 9) / 3) and count.item() == 3
+    rng = np.random.RandomState(0)
+    X = rng.randn(100, 3).astype(np.float32)
+    Y = np.column_stack([(X[:, 0] > 0).astype(int), X[:, 1]])
+    net = MultiTaskNet(random_state=0, max_epochs=3).fit(X, Y)
+    sw = rng.rand(100)
+    pred = net.predict(X)
+    scores = net.score_tasks(X, Y, sample_weight=sw)
+    assert scores["task_0"] == pytest.approx(accuracy_score(Y[:, 0], pred[:, 0],
+                                                            sample_weight=sw))
+    assert scores["task_1"] == pytest.approx(r2_score(Y[:, 1], pred[:, 1], sample_weight=sw))
+    assert net.score(X, Y, sample_weight=sw) == pytest.approx(np.mean(list(scores.values())))
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (np.ones(5), r"sample_weight has shape \(5,\); expected \(100,\)"),
+    (-np.ones(100), "finite and non-negative"),
+    (np.zeros(100), "zero for every row"),
+    (["a"] * 100, "must be numbers"),
+])
+def test_bad_sample_weights_are_named(bad, message):
+    X = np.random.RandomState(0).randn(100, 3).astype(np.float32)
+    with pytest.raises(ValueError, match=message):
+        MultiTaskNet(max_epochs=1).fit(X, X[:, 0], sample_weight=bad)
+
+
+def test_sample_weight_is_routed_through_pipeline_and_cross_validate():
+    import sklearn
+    from sklearn.model_selection import cross_validate
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(120, 3).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    w = rng.rand(120) + 0.5
+    with sklearn.config_context(enable_metadata_routing=True):
+        net = MultiTaskNet(max_epochs=2, random_state=0)
+        net.set_fit_request(sample_weight=True).set_score_request(sample_weight=True)
+        pipe = make_pipeline(StandardScaler().set_fit_request(sample_weight=False), net)
+        res = cross_validate(pipe, X, y, cv=3, params={"sample_weight": w})
+    assert np.all(np.isfinite(res["test_score"]))

@@ -36,7 +36,19 @@ def make_data(n=300, seed=0):
     return X, Y
 
 
-@parametrize_with_checks([MultiTaskNet(max_epochs=3, batch_size=32, random_state=0)])
+#: Checks a stochastic mini-batch learner cannot pass, with the reason.
+EXPECTED_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "integer weights equal repeated rows in the loss, but repeating rows changes the "
+        "number and order of mini-batches (and the early-stopping split), so the two fits "
+        "follow different optimisation paths"),
+    "check_sample_weight_equivalence_on_sparse_data": (
+        "as on dense data: mini-batches differ when rows are repeated"),
+}
+
+
+@parametrize_with_checks([MultiTaskNet(max_epochs=3, batch_size=32, random_state=0)],
+                         expected_failed_checks=lambda est: EXPECTED_FAILURES)
 def test_sklearn_common_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
