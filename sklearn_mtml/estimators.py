@@ -24,7 +24,7 @@ from sklearn.utils import ClassifierTags, RegressorTags, Tags, check_random_stat
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, LRScheduler, PrintLog
+from skorch.callbacks import EpochTimer, LRScheduler
 from skorch.dataset import ValidSplit
 from skorch.utils import TeeGenerator
 from torch import nn
@@ -45,6 +45,7 @@ from ._training import (
     fit_threads,
     torch_threads,
 )
+from .callbacks import CompactPrintLog
 from .nn.model import MultiTaskModule
 from .nn.scaling import SCALINGS, block_statistics
 from .tasks import Task, is_missing, make_task
@@ -260,7 +261,8 @@ class MultiTaskNet(NeuralNet):
     warm_start : bool, default=False
         Keep training the fitted network on the next ``fit``.
     verbose : int, default=0
-        Print the per-epoch history table when positive.
+        ``1`` prints one line per epoch (epoch, training loss, validation loss and score,
+        duration); ``2`` adds every task's losses, metrics and weights.
     device : str, default="auto"
         ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     random_state : int, RandomState instance or None, default=None
@@ -497,7 +499,7 @@ class MultiTaskNet(NeuralNet):
     # ------------------------------------------------------------------------------------
     def get_default_callbacks(self) -> list:
         """Default callbacks: an epoch timer and the history printer (when ``verbose``)."""
-        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+        return [("epoch_timer", EpochTimer()), ("print_log", CompactPrintLog())]
 
     def initialize_virtual_params(self) -> MultiTaskNet:  # noqa: D102
         self.virtual_params_ = {}

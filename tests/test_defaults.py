@@ -502,3 +502,17 @@ def test_sample_weight_is_routed_through_pipeline_and_cross_validate():
         pipe = make_pipeline(StandardScaler().set_fit_request(sample_weight=False), net)
         res = cross_validate(pipe, X, y, cv=3, params={"sample_weight": w})
     assert np.all(np.isfinite(res["test_score"]))
+
+
+def test_verbose_one_prints_a_compact_line_and_two_every_task(capsys):
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 4).astype(np.float32)
+    Y = np.column_stack([(X[:, 0] > 0).astype(int), X[:, 1]])
+    MultiTaskNet(verbose=1, random_state=0, max_epochs=2).fit(X, Y)
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header == ["epoch", "train_loss", "valid_loss", "valid_score", "dur"]
+    MultiTaskNet(verbose=2, random_state=0, max_epochs=1).fit(X, Y)
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert {"train_loss_task_0", "valid_r2_task_1", "weight_task_1"} <= set(header)
+    MultiTaskNet(verbose=0, random_state=0, max_epochs=1).fit(X, Y)
+    assert capsys.readouterr().out == ""

@@ -282,7 +282,7 @@ def test_skorch_callbacks_work(tmp_path):
 
 def test_verbose_prints_per_task_columns(capsys):
     X, Y = make_data()
-    MultiTaskNet(**SMALL, verbose=1, train_split=0.2).fit(X, Y)
+    MultiTaskNet(**SMALL, verbose=2, train_split=0.2).fit(X, Y)
     out = capsys.readouterr().out
     assert "valid_acc_flag" in out and "train_loss_value" in out
 
