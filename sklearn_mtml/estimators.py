@@ -928,7 +928,9 @@ ModalityBlocks
                      if not has]
             raise ValueError(f"Tasks {empty} have no labelled row in the training split.")
         tensors = {
-            "blocks": {k: self._to_device(v) for k, v in blocks.items()},
+            # scaled once per fit: batches are sliced from the scaled tensors
+            "blocks": self.module_.scale_inputs(
+                {k: self._to_device(v) for k, v in blocks.items()}),
             "mask": self._to_device(mask),
             "targets": self._to_device(targets),
             "label_mask": self._to_device(label_mask),
@@ -1011,7 +1013,7 @@ ModalityBlocks
         self.module_.eval()
         try:
             with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                self.module_(xb, mb)
+                self.module_(xb, mb, prescaled=True)
             flops = counter.get_total_flops() / max(len(rows), 1)
         except Exception:  # noqa: BLE001 - an estimate only: fall back to the weights
             flops = 2.0 * sum(p.numel() for p in self.module_.parameters())
@@ -1071,9 +1073,9 @@ ModalityBlocks
         """
         block_weight = getattr(self.module_, "block_loss_weight", 0.0)
         if not block_weight:
-            outputs = self.module_(xb, mb)
+            outputs = self.module_(xb, mb, prescaled=True)
             return (*self.criterion_(outputs, yb, lb), outputs)
-        outputs, per_block, used = self.module_(xb, mb, return_blocks=True)
+        outputs, per_block, used = self.module_(xb, mb, return_blocks=True, prescaled=True)
         losses, task_total, task_count = self.criterion_(outputs, yb, lb)
         block_losses = [self.criterion_(out, yb, lb * used[:, m:m + 1])[0]
                         for m, out in enumerate(per_block)]
@@ -1099,7 +1101,7 @@ ModalityBlocks
             xb, mb, yb, lb = self._take(tensors, valid_t[start:stop])
             batch = ((xb, mb), (yb, lb))
             self.notify("on_batch_begin", batch=batch, training=False)
-            outputs = self.module_(xb, mb)
+            outputs = self.module_(xb, mb, prescaled=True)
             _, task_total, task_count = self.criterion_(outputs, yb, lb)
             total += task_total
             count += task_count

@@ -219,12 +219,32 @@ class MultiTaskModule(nn.Module):
         lost = ~keep.any(1, keepdim=True)
         return torch.where(lost, mask, keep)
 
+    @torch.no_grad()
+    def scale_inputs(self, blocks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Apply each block's fitted scaling (the first step of :meth:`forward`).
+
+        A fit scales its training tensors once with this, then calls :meth:`forward` with
+        ``prescaled=True`` for every batch, instead of scaling every batch of every epoch.
+
+        Parameters
+        ----------
+        blocks : mapping of str to Tensor
+            One tensor ``(n, *shape)`` per block.
+
+        Returns
+        -------
+        scaled : dict of str to Tensor
+        """
+        return {name: self.scalers[name](x) if name in self.scalers else x
+                for name, x in blocks.items()}
+
     def forward(
         self,
         blocks: Mapping[str, torch.Tensor],
         mask: torch.Tensor | None = None,
         return_weights: bool = False,
         return_blocks: bool = False,
+        prescaled: bool = False,
     ):
         """Compute every task's outputs.
 
@@ -239,6 +259,8 @@ class MultiTaskModule(nn.Module):
         return_blocks : bool, default=False
             Late fusion: also return each block's own outputs and the presence mask used
             (after modality dropout), for :attr:`block_loss_weight`.
+        prescaled : bool, default=False
+            The blocks already went through :meth:`scale_inputs`.
 
         Returns
         -------
@@ -253,8 +275,9 @@ class MultiTaskModule(nn.Module):
             mask = torch.ones(xs[0].shape[0], len(xs), dtype=torch.bool, device=xs[0].device)
         if self.training and self._drops_modalities:
             mask = self._drop_modalities(mask)
-        xs = [self.scalers[name](x) if name in self.scalers else x
-              for name, x in zip(self.block_names, xs)]
+        if not prescaled:
+            xs = [self.scalers[name](x) if name in self.scalers else x
+                  for name, x in zip(self.block_names, xs)]
         embs = [enc(x) for enc, x in zip(self.encoders.values(), xs)]
         per_block = None
         if self.fusion is None:
