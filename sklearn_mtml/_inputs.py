@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import narwhals.stable.v2 as nw
 import numpy as np
 import scipy.sparse as sp
 
@@ -183,36 +184,35 @@ def _advice_for(name: str, item: object) -> str:
 
 
 def check_numeric_frame(X: object) -> None:
-    """Fail clearly when a DataFrame passed to the network has non-numeric columns.
+    """Fail clearly when a data frame passed to the network has non-numeric columns.
 
     Each such column is named with the transformer that encodes it (``OneHotEncoder``,
     ``TextFeatures``, ``ImageFeatures``, ``AudioFeatures``) and the ``ModalityFusion`` route.
+    Any data frame narwhals supports (pandas, polars, ...) is checked; other inputs pass.
 
     Parameters
     ----------
     X : object
-        The network's input; only DataFrames (objects with ``columns`` and ``dtypes``) are
-        checked.
+        The network's input.
 
     Raises
     ------
     ValueError
         Naming every non-numeric column and how to encode it.
     """
-    if not (hasattr(X, "columns") and hasattr(X, "dtypes")):
+    if not nw.dependencies.is_into_dataframe(X):
         return
+    frame = nw.from_native(X, eager_only=True)
     advice = []
-    for name, dtype in zip(X.columns, X.dtypes):
-        kind = getattr(dtype, "kind", "O")
-        if kind in "biuf":
+    for name, dtype in frame.schema.items():
+        if dtype.is_numeric() or dtype == nw.Boolean:
             continue
-        column = X[name]
-        present = column[column.notna()] if hasattr(column, "notna") else column
-        item = present.iloc[0] if len(present) else None
-        if getattr(dtype, "name", "") == "category":
+        if dtype == nw.Categorical or dtype == nw.Enum:
             advice.append(f"{name!r} is categorical: encode it with OneHotEncoder")
-        elif item is not None:
-            advice.append(_advice_for(str(name), item))
+            continue
+        present = frame[name].drop_nulls()
+        if len(present):
+            advice.append(_advice_for(str(name), present.item(0)))
     if advice:
         raise ValueError(
             "MultiTaskNet needs numeric inputs, but " + "; ".join(advice) + ". Put the "

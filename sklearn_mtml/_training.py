@@ -132,9 +132,8 @@ class BestWeights:
 
         A non-finite loss never improves.
         """
-        if math.isfinite(loss) and loss < self.best - self.tol * abs(self.best if
-                                                                     math.isfinite(self.best)
-                                                                     else 0.0):
+        threshold = self.best - self.tol * abs(self.best) if self.state is not None else math.inf
+        if math.isfinite(loss) and loss < threshold:
             self.best, self.best_epoch, self._stale = loss, epoch, 0
             self.state = {name: {k: v.detach().clone() for k, v in m.state_dict().items()}
                           for name, m in modules.items()}

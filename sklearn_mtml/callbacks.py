@@ -31,5 +31,4 @@ class CompactPrintLog(PrintLog):
         keys = super()._sorted_keys(keys)
         if self.per_task_:
             return keys
-        return [k for k in keys if not k.startswith(PER_TASK_PREFIXES)
-                or k in ("train_loss_best", "valid_loss_best")]
+        return [k for k in keys if not k.startswith(PER_TASK_PREFIXES)]

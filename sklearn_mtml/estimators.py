@@ -201,8 +201,8 @@ class MultiTaskNet(NeuralNet):
         ``"auto"`` is late fusion with deep supervision and modality dropout: every modality
         keeps its own towers and heads, trained on every task on their own as well as
         jointly (``module__block_loss_weight``, ``module__modality_dropout``), so that the
-        fused model stays at least as good as its best single modality, also when some
-        modalities are missing at predict time.
+        fused model keeps close to its best single modality, also when some modalities are
+        missing at predict time (``docs/quality.md`` measures how close).
     regression_loss : {"squared", "huber"}, default="squared"
         Loss of every regression task, on the standardised target: squared error, or the
         Huber loss (quadratic within one standard deviation, linear beyond; robust to
@@ -545,12 +545,13 @@ class MultiTaskNet(NeuralNet):
     # validation of parameters, targets and inputs
     # ------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        for name in ("max_epochs", "batch_size", "n_iter_no_change"):
+        for name, auto in (("max_epochs", True), ("batch_size", True),
+                           ("n_iter_no_change", False)):
             value = getattr(self, name)
-            if name != "n_iter_no_change" and isinstance(value, str) and value == "auto":
+            if auto and isinstance(value, str) and value == "auto":
                 continue
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                allowed = "" if name == "n_iter_no_change" else " or 'auto'"
+                allowed = " or 'auto'" if auto else ""
                 raise ValueError(f"{name} must be a positive integer{allowed}, got {value!r}.")
         if not isinstance(self.lr, numbers.Real) or not np.isfinite(self.lr) or self.lr <= 0:
             raise ValueError(f"lr must be a positive finite number, got {self.lr!r}.")
@@ -750,21 +751,13 @@ class MultiTaskNet(NeuralNet):
     # ------------------------------------------------------------------------------------
     # fitting
     # ------------------------------------------------------------------------------------
-    def _seed(self) -> int | None:
-        if self.random_state is None:
-            return None
-        if isinstance(self.random_state, numbers.Integral):
-            return int(self.random_state)
-        # a RandomState instance: draw once per fit and remember it for the whole fit
-        seed = getattr(self, "_fit_seed", None)
-        if seed is None:
-            seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        return seed
-
     @contextlib.contextmanager
     def _seeded(self):
-        self._fit_seed = None
-        seed = self._seed()
+        """Seed torch (in a forked RNG) and ``_fit_seed`` (the validation split) for a fit."""
+        seed = self.random_state
+        if seed is not None and not isinstance(seed, numbers.Integral):
+            seed = check_random_state(seed).randint(2**31 - 1)  # a RandomState: one draw
+        seed = None if seed is None else int(seed)
         self._fit_seed = seed
         if seed is None:
             yield
@@ -892,7 +885,7 @@ ModalityBlocks
                     f"{n_valid} validation rows, but X has {n} rows; pass "
                     "early_stopping=False."
                 )
-            order = check_random_state(self._seed()).permutation(n)
+            order = check_random_state(self._fit_seed).permutation(n)
             return np.sort(order[n_valid:]), np.sort(order[:n_valid])
         if isinstance(split, numbers.Real) and not isinstance(split, bool):
             split = ValidSplit(split if split < 1 else int(split), stratified=False,

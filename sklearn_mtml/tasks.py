@@ -439,7 +439,9 @@ class RegressionTask(Task):
         The task's name.
     loss : {"squared", "huber"}, default="squared"
         Squared error, or the Huber loss (quadratic within one standard deviation of the
-        target, linear beyond: robust to outlying labels).
+        target, linear beyond: robust to outlying labels). With the Huber loss the target is
+        centred on its median and scaled by its inter-quartile range (as a standard
+        deviation), so that the outlying labels do not widen the quadratic zone.
     bounds : float or None, default=0.25
         Predictions are clipped to ``[min - bounds·range, max + bounds·range]`` of the
         training targets; ``None`` leaves them unbounded.
@@ -466,9 +468,15 @@ class RegressionTask(Task):
             raise ValueError(f"Task {self.name!r} has no labelled rows.")
         if not np.all(np.isfinite(present)):
             raise ValueError(f"Task {self.name!r}: regression targets contain inf.")
-        self.mean_ = float(present.mean())
         std = float(present.std())
-        self.scale_ = std if std > 0 else 1.0
+        if self.loss_name == "huber":
+            # outlying labels must not set the scale that decides what counts as an outlier
+            q25, median, q75 = np.percentile(present, [25, 50, 75])
+            self.mean_, iqr_std = float(median), float(q75 - q25) / 1.3489795
+            self.scale_ = iqr_std if iqr_std > 0 else (std if std > 0 else 1.0)
+        else:
+            self.mean_ = float(present.mean())
+            self.scale_ = std if std > 0 else 1.0
         lo, hi = float(present.min()), float(present.max())
         margin = 0.0 if self.bounds is None else self.bounds * (hi - lo)
         self.range_ = (lo - margin, hi + margin)

@@ -312,7 +312,9 @@ def test_huber_loss_resists_outlying_labels():
     scores = {loss: MultiTaskNet(random_state=0, regression_loss=loss, early_stopping=False,
                                  max_epochs=30).fit(X, noisy).score(Xte, yte)
               for loss in ("squared", "huber")}
-    assert scores["huber"] > scores["squared"] + 0.05, scores
+    # squared error learns the contaminated mean (offset by 3); Huber on the robustly
+    # standardised target ignores the outliers (0.97-0.98 for data seeds 0-2, net seeds 0-1)
+    assert scores["huber"] > 0.9 and scores["squared"] < scores["huber"] - 0.05, scores
     with pytest.raises(ValueError, match="unknown regression loss 'l1'"):
         RegressionTask("t", loss="l1")
     huber = RegressionTask("t", loss="huber")

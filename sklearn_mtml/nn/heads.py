@@ -90,14 +90,17 @@ class WideHeads(nn.Module):
             return (x * frames).sum(1) / frames.sum(1).clamp_min(1.0)
         return x.flatten(2).mean(2)
 
+    def _contributions(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Each block's ``(n, Σ k_t)`` contribution to the outputs of all tasks."""
+        return [self.gain * linear(self._inputs(x, shape))
+                for linear, x, shape in zip(self.linears, xs, self.shapes)]
+
     def per_block(self, xs: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
         """Each block's contribution to each task: ``[block][task] -> (n, k_t)``."""
-        return [list(torch.split(self.gain * linear(self._inputs(x, shape)), self.splits, dim=1))
-                for linear, x, shape in zip(self.linears, xs, self.shapes)]
+        return [list(torch.split(c, self.splits, dim=1)) for c in self._contributions(xs)]
 
     def forward(self, xs: Sequence[torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
         """Sum of the present blocks' contributions: one ``(n, k_t)`` tensor per task."""
         m = mask.to(xs[0].dtype)
-        total = sum(linear(self._inputs(x, shape)) * m[:, i:i + 1] for i, (linear, x, shape)
-                    in enumerate(zip(self.linears, xs, self.shapes)))
-        return list(torch.split(self.gain * total, self.splits, dim=1))
+        total = sum(c * m[:, i:i + 1] for i, c in enumerate(self._contributions(xs)))
+        return list(torch.split(total, self.splits, dim=1))

@@ -69,8 +69,8 @@ def block_statistics(block: np.ndarray, method: str = "robust",
     if method not in SCALINGS:
         raise ValueError(f"Unknown input scaling {method!r}; expected one of {SCALINGS} or None.")
     block = np.asarray(block)
-    per_row = max(int(np.prod(block.shape[1:])) // block.shape[-1 if block.ndim < 4 else 1], 1)
-    n_features = block.shape[-1 if block.ndim < 4 else 1]
+    n_features = block.shape[1 if block.ndim >= 4 else -1]  # images: channels
+    per_row = max(int(np.prod(block.shape[1:])) // n_features, 1)  # values per feature a row
     max_rows = max(min(_MAX_VALUES // per_row, _MAX_TOTAL // (per_row * n_features)), 1)
     if block.shape[0] > max_rows:  # subsample rows before any copy of a large block
         rows = np.random.RandomState(random_state).choice(block.shape[0], max_rows,
