@@ -223,10 +223,18 @@ def p_linnerud(root, quick):
                     base_features=numeric_base)]
 
 
-def p_digits(root, quick):
-    X, y = skdata.load_digits(return_X_y=True)
-    return [Problem("digits", "stratified 75/25", X, pd.DataFrame({"digit": y}), _strat(y),
-                    base_features=numeric_base)]
+def _single_class_task(name, loader, task):
+    """A bundled single-task classification set on a stratified 75/25 split."""
+    def problem(root, quick):
+        X, y = loader(return_X_y=True)
+        return [Problem(name, "stratified 75/25", X, pd.DataFrame({task: y}), _strat(y),
+                        base_features=numeric_base)]
+    return problem
+
+
+p_digits = _single_class_task("digits", skdata.load_digits, "digit")
+p_wine = _single_class_task("wine", skdata.load_wine, "cultivar")
+p_breast_cancer = _single_class_task("breast_cancer", skdata.load_breast_cancer, "malignant")
 
 
 def p_digits_mt(root, quick):
@@ -235,18 +243,6 @@ def p_digits_mt(root, quick):
                       "ge5": (y >= 5).astype(int)})
     return [Problem("digits_mt", "stratified 75/25 (digit)", X, Y, _strat(y),
                     base_features=numeric_base)]
-
-
-def p_wine(root, quick):
-    X, y = skdata.load_wine(return_X_y=True)
-    return [Problem("wine", "stratified 75/25", X, pd.DataFrame({"cultivar": y}), _strat(y),
-                    base_features=numeric_base)]
-
-
-def p_breast_cancer(root, quick):
-    X, y = skdata.load_breast_cancer(return_X_y=True)
-    return [Problem("breast_cancer", "stratified 75/25", X, pd.DataFrame({"malignant": y}),
-                    _strat(y), base_features=numeric_base)]
 
 
 def _mulan(root, name, n_targets):
