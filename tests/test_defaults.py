@@ -518,3 +518,14 @@ def test_verbose_one_prints_a_compact_line_and_two_every_task(capsys):
     assert {"train_loss_task_0", "valid_r2_task_1", "weight_task_1"} <= set(header)
     MultiTaskNet(verbose=0, random_state=0, max_epochs=1).fit(X, Y)
     assert capsys.readouterr().out == ""
+
+
+def test_block_scaler_gives_the_same_values_with_and_without_autograd():
+    scaler = BlockScaler([1.0, -2.0], [0.5, 3.0], ndim=1, clip=3.0)
+    x = torch.randn(50, 2) * 20
+    plain = scaler(x)
+    x_grad = x.clone().requires_grad_(True)
+    tracked = scaler(x_grad)
+    torch.testing.assert_close(plain, tracked.detach())
+    tracked.sum().backward()
+    assert torch.all(x_grad.grad > 0)  # monotone: every input raises its output

@@ -131,10 +131,14 @@ class BlockScaler(nn.Module):
         self.clip = None if clip is None else float(clip)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        z = (x - self.center) / self.scale
+        inv = 1.0 / self.scale
+        z = torch.addcmul(-self.center * inv, x, inv)  # one pass for (x - center) / scale
         if self.clip is not None:
             excess = (z.abs() - self.clip).clamp_min(0.0)
-            z = z - torch.sign(z) * (excess - torch.log1p(excess))
+            if x.requires_grad:  # autograd needs the out-of-place form
+                z = z - torch.sign(z) * (excess - torch.log1p(excess))
+            else:  # a fresh tensor: update it in place, half the memory passes
+                z.sub_(torch.log1p(excess).neg_().add_(excess).mul_(torch.sign(z)))
         if self.ndim == 2:  # keep padding frames (all zero) at zero for the encoders
             z = z * (x != 0).any(-1, keepdim=True).to(z.dtype)
         return z
