@@ -1,23 +1,27 @@
 """Turning user inputs (arrays, DataFrames, dicts of blocks, ``ModalityBlocks``) into blocks.
 
-The network consumes a dict of float32 blocks ``{name: (n, *shape)}`` plus a boolean
+The network consumes a dict of float32 blocks ``{name: (n, *shape)}`` (int64 for blocks of
+token ids) plus a boolean
 ``(n, M)`` presence mask. :class:`InputLayout` remembers at fit what the blocks were, so that
 ``predict`` can check it receives the same layout (the user never states it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 import narwhals.stable.v2 as nw
 import numpy as np
 import scipy.sparse as sp
 
+from .blocks import check_token_block
+
 __all__ = [
     "InputLayout",
     "check_numeric_frame",
     "convert_blocks",
+    "declared_vocab_sizes",
     "is_block_input",
     "prefix_groups",
     "split_blocks",
@@ -90,17 +94,28 @@ class InputLayout:
     groups : dict of str to ndarray, or None
         For a 2-D input whose columns are named ``"modality__feature"``: the column indices
         of each modality's block.
+    vocab_sizes : dict of str to int
+        Vocabulary size of each block of token ids.
     """
 
     names: list[str]
     shapes: dict[str, tuple[int, ...]]
     groups: dict[str, np.ndarray] | None = None
+    vocab_sizes: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_blocks(cls, blocks: Mapping[str, np.ndarray],
-                    groups: dict[str, np.ndarray] | None = None) -> InputLayout:
-        """Record the layout of converted blocks."""
-        return cls(list(blocks), {k: tuple(v.shape[1:]) for k, v in blocks.items()}, groups)
+                    groups: dict[str, np.ndarray] | None = None,
+                    vocab_sizes: Mapping[str, int | None] | None = None) -> InputLayout:
+        """Record the layout of converted blocks.
+
+        ``vocab_sizes`` names the token-id blocks, with their vocabulary size (``None``: the
+        largest id seen plus one).
+        """
+        vocab = {name: check_token_block(name, blocks[name], size)
+                 for name, size in (vocab_sizes or {}).items()}
+        return cls(list(blocks), {k: tuple(v.shape[1:]) for k, v in blocks.items()}, groups,
+                   vocab)
 
     def check(self, blocks: Mapping[str, np.ndarray]) -> None:
         """Raise a clear error when ``blocks`` differ from the fitted layout."""
@@ -120,18 +135,33 @@ class InputLayout:
                     f"Block {name!r} has per-row shape {shape}, but the model was fitted on "
                     f"{self.shapes[name]}."
                 )
+        for name, size in self.vocab_sizes.items():
+            check_token_block(name, blocks[name], size)
 
 
-def convert_blocks(X: object) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def declared_vocab_sizes(X: object) -> dict[str, int]:
+    """Token-id blocks a ``ModalityBlocks`` input declares (``vocab_sizes``), else none."""
+    return dict(getattr(X, "vocab_sizes", None) or {})
+
+
+def _as_token_block(name: str, value: object) -> np.ndarray:
+    check_token_block(name, value)
+    return np.asarray(value, dtype=np.int64)
+
+
+def convert_blocks(X: object, tokens: Collection[str] = ()
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Convert a block input to float32 blocks and an ``(n, M)`` presence mask.
 
-    In a plain dict, a row whose block is entirely NaN is an absent modality (filled with
-    zeros, mask ``False``); any other non-finite value is an error naming the block.
+    Blocks named in ``tokens`` hold token ids and become int64 instead. In a plain dict, a
+    row whose block is entirely NaN is an absent modality (filled with zeros, mask
+    ``False``); any other non-finite value is an error naming the block.
     """
     raw, masks = split_blocks(X)
     if not raw:
         raise ValueError("X holds no block; expected at least one.")
-    blocks = {str(k): _as_float_block(str(k), v) for k, v in raw.items()}
+    blocks = {str(k): (_as_token_block if str(k) in tokens else _as_float_block)(str(k), v)
+              for k, v in raw.items()}
     lengths = {k: v.shape[0] for k, v in blocks.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"Blocks have different numbers of rows: {lengths}.")
@@ -141,7 +171,8 @@ def convert_blocks(X: object) -> tuple[dict[str, np.ndarray], np.ndarray]:
     present = np.ones((n, len(blocks)), dtype=bool)
     for j, (name, arr) in enumerate(blocks.items()):
         finite = np.isfinite(arr).reshape(n, -1)
-        all_nan = np.isnan(arr).reshape(n, -1).all(axis=1)
+        all_nan = np.isnan(arr).reshape(n, -1).all(axis=1) if arr.dtype.kind == "f" \
+            else np.zeros(n, dtype=bool)
         if masks is not None and name in masks:
             present[:, j] = masks[name]
             if masks[name].shape != (n,):
@@ -157,7 +188,7 @@ def convert_blocks(X: object) -> tuple[dict[str, np.ndarray], np.ndarray]:
             )
         if (~present[:, j]).any():
             arr = arr.copy()  # never write into the caller's array
-            arr[~present[:, j]] = 0.0
+            arr[~present[:, j]] = 0
             blocks[name] = arr
     return blocks, present
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ModalityBlocks", "flat_feature_names"]
+__all__ = ["ModalityBlocks", "check_token_block", "flat_feature_names"]
 
 
 def flat_feature_names(names: Any, row_shape: tuple[int, ...]) -> np.ndarray:
@@ -75,6 +75,50 @@ def _as_block(name: str, value: Any) -> np.ndarray | sp.spmatrix:
     return arr
 
 
+def check_token_block(name: str, block: Any, vocab_size: Any = None) -> int:
+    """Check a block of token ids and return its vocabulary size.
+
+    Parameters
+    ----------
+    name : str
+        Block name, for messages.
+    block : array-like
+        Token ids ``(n, L)``: non-negative integers, 0 is padding.
+    vocab_size : int or None, default=None
+        Number of ids (every id must be below it); ``None``: the largest id plus one.
+
+    Returns
+    -------
+    int
+        The vocabulary size.
+
+    Raises
+    ------
+    ValueError
+        When the block is not a dense 2-D array of integers in ``[0, vocab_size)``.
+    """
+    if sp.issparse(block) or np.ndim(block) != 2:
+        raise ValueError(f"Token block {name!r} must be a dense 2-D array of token ids (n, L), "
+                         f"got {type(block).__name__} of shape {getattr(block, 'shape', None)}.")
+    arr = np.asarray(block)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"Token block {name!r} must hold integer token ids, got dtype "
+                         f"{arr.dtype}; use TextFeatures(output='sequence').")
+    low = int(arr.min()) if arr.size else 0
+    high = int(arr.max()) if arr.size else 0
+    if vocab_size is None:
+        vocab_size = high + 1
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) \
+            or vocab_size < 2:
+        raise ValueError(f"Vocabulary size of token block {name!r} must be an int >= 2, got "
+                         f"{vocab_size!r}.")
+    if low < 0 or high >= vocab_size:
+        raise ValueError(f"Token block {name!r} has ids in [{low}, {high}], outside the "
+                         f"vocabulary [0, {int(vocab_size)}); unknown tokens must be mapped "
+                         "to an id of the vocabulary (TextFeatures uses 1).")
+    return int(vocab_size)
+
+
 def _row_shape(block: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in block.shape[1:])
 
@@ -100,6 +144,11 @@ class ModalityBlocks:
     feature_names : mapping of str to array-like of str, or None, default=None
         Feature names of each block (one per flattened feature, or one per feature of the
         last axis of a 3-D/4-D block); see :func:`flat_feature_names`.
+    vocab_sizes : mapping of str to int, or None, default=None
+        Blocks of token ids (2-D integer ``(n, L)``: ids in ``[0, size)``, 0 is padding),
+        with their vocabulary size, e.g. from
+        :class:`~sklearn_mtml.TextFeatures` ``(output="sequence")``. A network gives such
+        blocks an embedding encoder instead of reading the ids as numbers.
 
     Attributes
     ----------
@@ -109,6 +158,8 @@ class ModalityBlocks:
         Presence mask of every block (one entry per block).
     feature_names : dict of str to ndarray, or None
         Feature names per block, when given.
+    vocab_sizes : dict of str to int
+        Vocabulary size of each token-id block (empty when there is none).
 
     Examples
     --------
@@ -131,8 +182,12 @@ class ModalityBlocks:
         blocks: Mapping[str, Any],
         masks: Mapping[str, Any] | None = None,
         feature_names: Mapping[str, Any] | None = None,
+        vocab_sizes: Mapping[str, int] | None = None,
     ):
-        if isinstance(blocks, ModalityBlocks):
+        if isinstance(blocks, ModalityBlocks):  # a copy keeps what was not given anew
+            masks = blocks.masks if masks is None else masks
+            feature_names = blocks.feature_names if feature_names is None else feature_names
+            vocab_sizes = blocks.vocab_sizes if vocab_sizes is None else vocab_sizes
             blocks = blocks.blocks
         if not isinstance(blocks, Mapping):
             raise TypeError(
@@ -198,6 +253,13 @@ class ModalityBlocks:
                         f"names; expected {int(np.prod(shape))} (flattened) or {shape[-1]}."
                     )
                 self.feature_names[name] = names
+        self.vocab_sizes = {}
+        for name, size in dict(vocab_sizes or {}).items():
+            if name not in self.blocks:
+                raise ValueError(
+                    f"vocab_sizes names no block {name!r}; blocks are {list(self.blocks)}."
+                )
+            self.vocab_sizes[name] = check_token_block(name, self.blocks[name], size)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -330,12 +392,15 @@ class ModalityBlocks:
             {k: v[rows] for k, v in self.blocks.items()},
             {k: v[rows] for k, v in self.masks.items()},
             self.feature_names,
+            self.vocab_sizes,
         )
 
     def __repr__(self) -> str:
         parts = []
         for name, block in self.blocks.items():
             kind = "sparse " if sp.issparse(block) else ""
+            if name in self.vocab_sizes:
+                kind = f"tokens (vocabulary {self.vocab_sizes[name]}) "
             missing = int((~self.masks[name]).sum())
             extra = f", {missing} absent" if missing else ""
             parts.append(f"{name!r}: {kind}{_row_shape(block)}{extra}")
@@ -344,7 +409,7 @@ class ModalityBlocks:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ModalityBlocks):
             return NotImplemented
-        if self.names != other.names:
+        if self.names != other.names or self.vocab_sizes != other.vocab_sizes:
             return False
         for name in self.names:
             a, b = self.blocks[name], other.blocks[name]

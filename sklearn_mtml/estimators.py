@@ -34,6 +34,7 @@ from ._inputs import (
     InputLayout,
     check_numeric_frame,
     convert_blocks,
+    declared_vocab_sizes,
     is_block_input,
     prefix_groups,
 )
@@ -46,6 +47,7 @@ from ._training import (
     torch_threads,
 )
 from .callbacks import CompactPrintLog
+from .nn.encoders import reads_tokens
 from .nn.model import MultiTaskModule
 from .nn.scaling import SCALINGS, block_statistics
 from .tasks import Task, is_missing, make_task
@@ -517,6 +519,7 @@ class MultiTaskNet(NeuralNet):
         self._require_fitted_layout()
         kwargs = self.get_params_for("module")
         kwargs.setdefault("input_stats", getattr(self, "input_stats_", None))
+        kwargs.setdefault("vocab_sizes", getattr(self.layout_, "vocab_sizes", None))
         self.module_ = MultiTaskModule(
             self.layout_.shapes,
             [task.n_outputs for task in self.tasks_.values()],
@@ -672,7 +675,8 @@ class MultiTaskNet(NeuralNet):
             # one block of sequences (n, T, F) or images (n, C, H, W)
             X = {SINGLE_BLOCK: X}
         if is_block_input(X):
-            blocks, mask = convert_blocks(X)
+            tokens = self._token_blocks(X) if reset else self.layout_.vocab_sizes
+            blocks, mask = convert_blocks(X, tokens=tokens)
             if reset:
                 for attr in ("n_features_in_", "feature_names_in_"):
                     self.__dict__.pop(attr, None)
@@ -699,6 +703,18 @@ class MultiTaskNet(NeuralNet):
             self.layout_.check(blocks)
         return blocks, mask
 
+    def _token_blocks(self, X: Any) -> dict[str, int | None]:
+        """Blocks of token ids at fit: declared by ``X`` or given a token encoder by the user.
+
+        Values are the declared vocabulary sizes (``None``: learned from the data).
+        """
+        sizes: dict[str, int | None] = dict(declared_vocab_sizes(X))
+        encoders = self.get_params_for("module").get("encoders") or {}
+        for name, kind in dict(encoders).items():
+            if reads_tokens(kind):
+                sizes.setdefault(name, None)
+        return sizes
+
     def _prepare(self, X: Any, y: Any, sample_weight: Any = None
                  ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
         """Validate everything, fit tasks and layout; return arrays ready for the device."""
@@ -718,13 +734,15 @@ class MultiTaskNet(NeuralNet):
                  for name, col in zip(names, cols)}
         self._base_weights(names)
         device = _resolve_device(self.device)
+        layout = InputLayout.from_blocks(
+            blocks, groups=None if is_block_input(X) else prefix_groups(
+                getattr(self, "feature_names_in_", None)),
+            vocab_sizes=self._token_blocks(X) if is_block_input(X) else None)
         # All checks passed: record the fitted state.
         self.tasks_ = tasks
         self.task_names_ = names
         self._y_1d = is_1d
-        self.layout_ = InputLayout.from_blocks(
-            blocks, groups=None if is_block_input(X) else prefix_groups(
-                getattr(self, "feature_names_in_", None)))
+        self.layout_ = layout
         self.device_ = device
         classes = [getattr(t, "classes_", None) for t in tasks.values()]
         if any(c is not None for c in classes):
@@ -736,6 +754,7 @@ class MultiTaskNet(NeuralNet):
             name: block_statistics(block if mask[:, j].all() else block[mask[:, j]],
                                    self.input_scaling)
             for j, (name, block) in enumerate(blocks.items())
+            if name not in self.layout_.vocab_sizes  # token ids are embedded, not scaled
         }
         return blocks, mask, targets, label_mask
 

@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.compose import ColumnTransformer
 from sklearn.compose._column_transformer import _check_X
+from sklearn.pipeline import Pipeline
 from sklearn.utils._indexing import _safe_indexing
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
@@ -52,6 +53,17 @@ class _Unstacked:
 
     Xs: list
     n_samples: int
+
+
+def _vocab_sizes(specs: Any) -> dict[str, int]:
+    """Vocabulary size of each block whose transformer emits token ids (``vocabulary_size_``)."""
+    sizes = {}
+    for name, trans, _, _ in specs:
+        last = trans[-1] if isinstance(trans, Pipeline) else trans
+        size = getattr(last, "vocabulary_size_", None)
+        if size is not None:
+            sizes[name] = int(size)
+    return sizes
 
 
 def _is_frame(X: Any) -> bool:
@@ -540,7 +552,8 @@ class ModalityFusion(ColumnTransformer, auto_wrap_output_keys=None):
                     block = nw.from_native(block).to_numpy()
                 blocks[name] = block
             feature_names = self._block_feature_names(names)
-            return ModalityBlocks(blocks, masks, feature_names)
+            return ModalityBlocks(blocks, masks, feature_names,
+                                  vocab_sizes=_vocab_sizes(specs))
 
         if not Xs:
             return np.zeros((n, 0))

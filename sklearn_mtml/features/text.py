@@ -93,6 +93,9 @@ class TextFeatures(ModalityTransformer):
         The fitted SVD (when ``svd_components`` is set).
     vocabulary_ : dict of str to int
         Token ids of ``output="sequence"`` (from 2; 0 is padding, 1 unknown).
+    vocabulary_size_ : int
+        Number of token ids including padding and unknown (``output="sequence"``): the
+        size of the embedding table a network needs.
     max_length_ : int
         Sequence length (``output="sequence"``).
 
@@ -242,6 +245,7 @@ class TextFeatures(ModalityTransformer):
             if self.max_features is not None:
                 ranked = ranked[: self.max_features]
             self.vocabulary_ = {tok: k + 2 for k, (tok, _) in enumerate(ranked)}
+            self.vocabulary_size_ = len(self.vocabulary_) + 2
             self.max_length_ = int(self.max_length or longest)
             return self
         vec = self._vectorizer()

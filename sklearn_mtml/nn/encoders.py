@@ -6,19 +6,24 @@ The encoder of a block is chosen from the block's per-row shape:
 - ``(T, F)`` frame sequences: :class:`SequenceEncoder` (1-D convolutions, masked mean pooling;
   all-zero frames are padding), or :class:`GRUEncoder` on request (``encoders={"audio":
   "gru"}``);
-- ``(C, H, W)`` images: :class:`ImageEncoder` (a small CNN with global average pooling).
+- ``(C, H, W)`` images: :class:`ImageEncoder` (a small CNN with global average pooling);
+- ``(L,)`` token ids (blocks declared as tokens, e.g. from ``TextFeatures(output="sequence")``):
+  :class:`TokenEncoder` (an embedding table, then mean pooling, a bidirectional GRU/LSTM or a
+  small Transformer).
 
-Every encoder maps ``(n, *shape)`` to ``(n, out_features)``. A new encoder is one class and one
-:data:`ENCODERS` entry.
+Every encoder maps ``(n, *shape)`` to ``(n, out_features)``. A new encoder is one class
+registered with :func:`register_encoder`; any ``nn.Module`` subclass whose constructor takes
+``(shape, embed_dim, **params)`` and sets ``out_features`` can also be passed as a class.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from .._registry import build, registrar
 from .layers import make_activation, masked_mean, mlp
 
 __all__ = [
@@ -27,11 +32,20 @@ __all__ = [
     "GRUEncoder",
     "ImageEncoder",
     "SequenceEncoder",
+    "TokenEncoder",
     "default_encoder_kind",
     "make_encoder",
+    "reads_tokens",
+    "register_encoder",
 ]
 
+#: Registry of encoders: name -> class ``(shape, embed_dim, **params) -> nn.Module``.
+ENCODERS: dict[str, type[nn.Module]] = {}
+#: Class decorator registering an encoder under a name (``@register_encoder("mine")``).
+register_encoder = registrar(ENCODERS)
 
+
+@register_encoder("features")
 class FeatureEncoder(nn.Module):
     """Encoder of a 2-D feature block: identity when ``embed_dim`` is ``None``, else an MLP.
 
@@ -59,6 +73,7 @@ class FeatureEncoder(nn.Module):
         return self.net(x)
 
 
+@register_encoder("sequence")
 class SequenceEncoder(nn.Module):
     """Encoder of ``(n, T, F)`` frame sequences: two 1-D convolutions and masked mean pooling.
 
@@ -97,6 +112,13 @@ class SequenceEncoder(nn.Module):
         return masked_mean(self.dropout(z), frame_mask, dim=1)
 
 
+def _padded_lengths(mask: torch.Tensor) -> torch.Tensor:
+    """Per-row length up to the last present position (padding is at the end); at least 1."""
+    positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+    return (mask * positions).amax(1).clamp_min(1)
+
+
+@register_encoder("gru")
 class GRUEncoder(nn.Module):
     """Encoder of ``(n, T, F)`` frame sequences: a bidirectional GRU and masked mean pooling.
 
@@ -126,11 +148,8 @@ class GRUEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         frame_mask = x.abs().sum(-1) > 0
-        # length = last non-zero frame + 1 (padding is at the end); at least 1 frame
-        positions = torch.arange(1, x.shape[1] + 1, device=x.device)
-        lengths = (frame_mask * positions).amax(1).clamp_min(1)
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
-                                                   enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(x, _padded_lengths(frame_mask).cpu(),
+                                                   batch_first=True, enforce_sorted=False)
         z, _ = self.gru(packed)
         z, _ = nn.utils.rnn.pad_packed_sequence(z, batch_first=True, total_length=x.shape[1])
         return masked_mean(self.dropout(z), frame_mask, dim=1)
@@ -144,6 +163,7 @@ def _groups(channels: int, per_group: int = 8) -> int:
     return groups
 
 
+@register_encoder("image")
 class ImageEncoder(nn.Module):
     """Encoder of ``(n, C, H, W)`` images: three conv blocks and a pooled spatial grid.
 
@@ -202,17 +222,111 @@ class ImageEncoder(nn.Module):
         return self.proj(self.pool(self.features(x)))
 
 
-#: Registry of encoders: name -> factory ``(shape, embed_dim, **params) -> nn.Module``.
-ENCODERS: dict[str, Callable[..., nn.Module]] = {
-    "features": FeatureEncoder,
-    "sequence": SequenceEncoder,
-    "gru": GRUEncoder,
-    "image": ImageEncoder,
-}
+@register_encoder("tokens")
+class TokenEncoder(nn.Module):
+    """Encoder of ``(n, L)`` token ids: an embedding table, then a pooling over the tokens.
+
+    Id 0 is padding: its embedding is zero and it never enters a pooled mean (an all-padding
+    row, such as a missing text, encodes to zeros).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Per-row shape ``(L,)``.
+    embed_dim : int or None
+        Width of the token embeddings and of the output (``None``: 64).
+    vocab_size : int
+        Number of token ids (``TextFeatures.vocabulary_size_``).
+    pooling : {"mean", "gru", "lstm", "transformer"}, default="mean"
+        ``"mean"``: the mean of the token embeddings (a bag of words, fast and strong on small
+        data); ``"gru"`` / ``"lstm"``: a bidirectional recurrent layer over each row's own
+        tokens (packed sequences), then the mean of its outputs; ``"transformer"``: learned
+        positions and a pre-norm Transformer encoder with a padding mask, then the mean.
+    activation : str, default="relu"
+        Non-linearity of the Transformer's feed-forward layers (``"relu"`` or ``"gelu"``).
+    dropout : float, default=0.0
+        Dropout on the token embeddings (and inside the Transformer).
+    num_layers : int, default=1
+        Recurrent or Transformer layers.
+    num_heads : int, default=4
+        Attention heads of the Transformer (must divide the width).
+
+    Examples
+    --------
+    >>> import torch
+    >>> enc = TokenEncoder((5,), 8, vocab_size=20, pooling="gru")
+    >>> enc(torch.tensor([[2, 3, 4, 0, 0], [0, 0, 0, 0, 0]])).shape
+    torch.Size([2, 8])
+    """
+
+    reads_tokens = True
+    poolings = ("mean", "gru", "lstm", "transformer")
+
+    def __init__(self, shape: Sequence[int], embed_dim: int | None, vocab_size: int,
+                 pooling: str = "mean", activation: str = "relu", dropout: float = 0.0,
+                 num_layers: int = 1, num_heads: int = 4):
+        super().__init__()
+        (length,) = shape
+        if pooling not in self.poolings:
+            raise ValueError(f"Unknown token pooling {pooling!r}; expected one of "
+                             f"{list(self.poolings)}.")
+        width = int(embed_dim or 64)
+        self.pooling = pooling
+        self.embedding = nn.Embedding(int(vocab_size), width, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.out_features = width
+        if pooling in ("gru", "lstm"):
+            hidden = max(width // 2, 1)
+            rnn = nn.GRU if pooling == "gru" else nn.LSTM
+            self.rnn = rnn(width, hidden, num_layers=num_layers, batch_first=True,
+                           bidirectional=True)
+            self.out_features = 2 * hidden
+        elif pooling == "transformer":
+            if width % num_heads:
+                raise ValueError(f"The token width ({width}) must be a multiple of num_heads "
+                                 f"({num_heads}); change embed_dim or num_heads.")
+            if activation not in ("relu", "gelu"):
+                raise ValueError("The Transformer's activation must be 'relu' or 'gelu', got "
+                                 f"{activation!r}.")
+            self.position = nn.Embedding(int(length), width)
+            layer = nn.TransformerEncoderLayer(width, num_heads, dim_feedforward=2 * width,
+                                               dropout=dropout, activation=activation,
+                                               batch_first=True, norm_first=True)
+            self.transformer = nn.TransformerEncoder(layer, num_layers,
+                                                     enable_nested_tensor=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        ids = ids.long()
+        mask = ids != 0
+        z = self.dropout(self.embedding(ids))
+        if self.pooling in ("gru", "lstm"):
+            packed = nn.utils.rnn.pack_padded_sequence(z, _padded_lengths(mask).cpu(),
+                                                       batch_first=True, enforce_sorted=False)
+            z, _ = self.rnn(packed)
+            z, _ = nn.utils.rnn.pad_packed_sequence(z, batch_first=True,
+                                                    total_length=ids.shape[1])
+        elif self.pooling == "transformer":
+            positions = torch.arange(ids.shape[1], device=ids.device)
+            z = z + self.position(positions)
+            # a row of padding only attends to its first position (never to nothing: NaN)
+            padding = ~mask & ((positions > 0) | mask.any(1, keepdim=True))
+            z = self.transformer(z, src_key_padding_mask=padding)
+        return masked_mean(z, mask, dim=1)
 
 
-def default_encoder_kind(shape: Sequence[int]) -> str:
-    """Encoder name for a block of per-row ``shape``: by its number of dimensions."""
+def reads_tokens(kind: object) -> bool:
+    """Whether an encoder (a registry name or a class) reads token ids."""
+    cls = ENCODERS.get(kind) if isinstance(kind, str) else kind
+    return bool(getattr(cls, "reads_tokens", False))
+
+
+def default_encoder_kind(shape: Sequence[int], tokens: bool = False) -> str:
+    """Encoder name for a block of per-row ``shape``: by its number of dimensions.
+
+    ``tokens`` marks a 2-D block of token ids (``"tokens"``).
+    """
+    if tokens:
+        return "tokens"
     kinds = {1: "features", 2: "sequence", 3: "image"}
     if len(shape) not in kinds:
         raise ValueError(
@@ -222,8 +336,9 @@ def default_encoder_kind(shape: Sequence[int]) -> str:
     return kinds[len(shape)]
 
 
-def make_encoder(shape: Sequence[int], embed_dim: int | None, kind: str | None = None,
-                 **params) -> nn.Module:
+def make_encoder(shape: Sequence[int], embed_dim: int | None,
+                 kind: str | type[nn.Module] | None = None, vocab_size: int | None = None,
+                 block: str = "", **params) -> nn.Module:
     """Build the encoder of one block.
 
     Parameters
@@ -232,8 +347,12 @@ def make_encoder(shape: Sequence[int], embed_dim: int | None, kind: str | None =
         Per-row shape of the block.
     embed_dim : int or None
         Output width (``None`` keeps 2-D features as they are).
-    kind : str or None
-        A key of :data:`ENCODERS`; ``None`` chooses from ``shape``.
+    kind : str, nn.Module subclass or None
+        A key of :data:`ENCODERS` or an encoder class; ``None`` chooses from ``shape``.
+    vocab_size : int or None, default=None
+        For a block of token ids: its vocabulary size (the encoder must read tokens).
+    block : str, default=""
+        The block's name, for messages.
     **params
         Passed to the encoder.
 
@@ -242,7 +361,24 @@ def make_encoder(shape: Sequence[int], embed_dim: int | None, kind: str | None =
     encoder : nn.Module
         With an ``out_features`` attribute.
     """
-    kind = kind or default_encoder_kind(shape)
-    if kind not in ENCODERS:
-        raise ValueError(f"Unknown encoder {kind!r}; expected one of {sorted(ENCODERS)}.")
-    return ENCODERS[kind](tuple(shape), embed_dim, **params)
+    tokens = vocab_size is not None
+    kind = kind or default_encoder_kind(shape, tokens)
+    label = f"encoder of block {block!r}" if block else "encoder"
+    if tokens != reads_tokens(kind) and (not isinstance(kind, str) or kind in ENCODERS):
+        name = kind if isinstance(kind, str) else kind.__name__
+        if tokens:
+            problem, advice = "token ids", "its encoder must read tokens (e.g. 'tokens')"
+        else:
+            problem, advice = "numbers", ("declare its vocabulary with "
+                                          "ModalityBlocks(vocab_sizes=...) or use another "
+                                          "encoder")
+        raise ValueError(f"Block {block!r} holds {problem}, but the {label} {name!r} does not "
+                         f"read them; {advice}.")
+    if tokens:
+        params = {"vocab_size": int(vocab_size), **params}
+    encoder = build(ENCODERS, nn.Module, kind, tuple(shape), embed_dim, what=label,
+                    prefix="module__encoder_params", **params)
+    if not isinstance(getattr(encoder, "out_features", None), int):
+        raise TypeError(f"The {label} {type(encoder).__name__} must set an int "
+                        "`out_features` (its output width).")
+    return encoder

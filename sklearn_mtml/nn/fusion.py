@@ -6,7 +6,9 @@ Contract: ``forward(embeddings, mask) -> (h, weights)`` where ``embeddings`` is 
 (``None`` for fusions without weights). Absent modalities never contribute.
 
 Fusions with ``needs_equal_dims = True`` receive embeddings that all have ``embed_dim``
-columns. A new fusion is one class and one :data:`FUSIONS` entry. Late (model-based) fusion
+columns. A new fusion is one class registered with :func:`register_fusion` (or passed as a
+class: ``MultiTaskNet(fusion=MyFusion)``); its keyword arguments come from
+``module__fusion_params``. Late (model-based) fusion
 combines per-modality *predictions* and lives in :mod:`sklearn_mtml.nn.model`.
 """
 
@@ -17,9 +19,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["FUSIONS", "AttentionFusion", "ConcatFusion", "GatedFusion"]
+from .._registry import registrar
+
+__all__ = ["FUSIONS", "AttentionFusion", "ConcatFusion", "GatedFusion", "register_fusion"]
+
+#: Registry of fusion modules: name -> class. ``"late"`` is handled by the model itself.
+FUSIONS: dict[str, type[nn.Module]] = {}
+#: Class decorator registering a fusion under a name (``@register_fusion("mine")``).
+register_fusion = registrar(FUSIONS)
 
 
+@register_fusion("concat")
 class ConcatFusion(nn.Module):
     """Early fusion: concatenate the embeddings (absent modalities are zeros).
 
@@ -42,6 +52,7 @@ class ConcatFusion(nn.Module):
         return torch.cat([e * m[:, i:i + 1] for i, e in enumerate(embeddings)], dim=1), None
 
 
+@register_fusion("attention")
 class AttentionFusion(nn.Module):
     """Attention over modality embeddings: a per-row softmax, masked for absent modalities.
 
@@ -72,6 +83,7 @@ class AttentionFusion(nn.Module):
         return (alpha.unsqueeze(-1) * e).sum(1), alpha
 
 
+@register_fusion("gated")
 class GatedFusion(nn.Module):
     """Gated fusion: a sigmoid gate per modality computed from all embeddings.
 
@@ -99,9 +111,3 @@ class GatedFusion(nn.Module):
         return (w.unsqueeze(-1) * e).sum(1), w
 
 
-#: Registry of fusion modules: name -> class. ``"late"`` is handled by the model itself.
-FUSIONS: dict[str, type[nn.Module]] = {
-    "concat": ConcatFusion,
-    "attention": AttentionFusion,
-    "gated": GatedFusion,
-}

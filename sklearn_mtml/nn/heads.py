@@ -35,6 +35,22 @@ class TaskHeads(nn.Module):
         return [head(r) for head, r in zip(self.heads, reps)]
 
 
+class _BagOfWords(nn.Module):
+    """A linear model over token ids: the mean of one weight vector per token, plus a bias.
+
+    Padding (id 0) is excluded from the mean; an all-padding row gives the bias.
+    """
+
+    def __init__(self, vocab_size: int, out_features: int):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(int(vocab_size), out_features, mode="mean", padding_idx=0)
+        nn.init.zeros_(self.bag.weight)
+        self.bias = nn.Parameter(torch.zeros(out_features))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.bag(ids.long()) + self.bias
+
+
 class WideHeads(nn.Module):
     """The wide (linear) path of a wide & deep network: inputs → every task's outputs.
 
@@ -43,7 +59,8 @@ class WideHeads(nn.Module):
     features the deep part only has to learn what a linear model cannot. Sequence blocks
     enter through the mean of their non-padding frames, image blocks through their channel
     means (a linear map of raw pixels overfits small image sets before the CNN has learned
-    anything). Weights start at zero.
+    anything), token-id blocks as a bag of words (the mean of one learned weight vector per
+    token, padding excluded). Weights start at zero.
 
     Parameters
     ----------
@@ -57,25 +74,34 @@ class WideHeads(nn.Module):
         linear model converge ``gain`` times faster than the deep part: it is fitted before the
         deep part starts to overfit small data. Since every input moves the output, wide
         inputs need less: ``"auto"`` is ``10·sqrt(10 / d)`` within [1, 10] for ``d`` inputs
-        in all.
+        in all (a token block counts as one input: its output is a mean).
+    vocab_sizes : sequence of int or None, optional
+        Vocabulary size of each block of token ids (``None`` for other blocks).
     """
 
     def __init__(self, block_shapes: Sequence[Sequence[int]], out_features: Sequence[int],
-                 gain: float | str = "auto"):
+                 gain: float | str = "auto", vocab_sizes: Sequence[int | None] | None = None):
         super().__init__()
         self.splits = [int(o) for o in out_features]
         self.shapes = [tuple(int(s) for s in shape) for shape in block_shapes]
+        self.vocab_sizes = list(vocab_sizes or [None] * len(self.shapes))
         if isinstance(gain, str) and gain == "auto":
-            width = sum(self._width(shape) for shape in self.shapes)
+            width = sum(self._width(shape, v) for shape, v in zip(self.shapes, self.vocab_sizes))
             gain = min(max(10.0 * math.sqrt(10.0 / max(width, 1)), 1.0), 10.0)
         self.gain = float(gain)
+        total = sum(self.splits)
         self.linears = nn.ModuleList(
-            nn.Linear(self._width(shape), sum(self.splits)) for shape in self.shapes)
+            nn.Linear(self._width(shape), total) if vocab is None
+            else _BagOfWords(vocab, total)
+            for shape, vocab in zip(self.shapes, self.vocab_sizes))
         for linear in self.linears:
-            nn.init.zeros_(linear.weight)
-            nn.init.zeros_(linear.bias)
+            if isinstance(linear, nn.Linear):
+                nn.init.zeros_(linear.weight)
+                nn.init.zeros_(linear.bias)
 
-    def _width(self, shape: tuple[int, ...]) -> int:
+    def _width(self, shape: tuple[int, ...], vocab_size: int | None = None) -> int:
+        if vocab_size is not None:
+            return 1
         if len(shape) == 1:
             return shape[0]
         if len(shape) == 2:
@@ -83,6 +109,8 @@ class WideHeads(nn.Module):
         return shape[0]
 
     def _inputs(self, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        if not x.is_floating_point():  # token ids: the bag of words reads them
+            return x
         if len(shape) == 1:
             return x
         if len(shape) == 2:  # (n, T, F): mean over non-padding frames
@@ -101,6 +129,7 @@ class WideHeads(nn.Module):
 
     def forward(self, xs: Sequence[torch.Tensor], mask: torch.Tensor) -> list[torch.Tensor]:
         """Sum of the present blocks' contributions: one ``(n, k_t)`` tensor per task."""
-        m = mask.to(xs[0].dtype)
-        total = sum(c * m[:, i:i + 1] for i, c in enumerate(self._contributions(xs)))
+        contributions = self._contributions(xs)
+        m = mask.to(contributions[0].dtype)
+        total = sum(c * m[:, i:i + 1] for i, c in enumerate(contributions))
         return list(torch.split(total, self.splits, dim=1))

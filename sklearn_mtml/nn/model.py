@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from .._registry import build
 from .architectures import ARCHITECTURES, make_architecture
 from .encoders import make_encoder
 from .fusion import FUSIONS
@@ -46,18 +47,30 @@ class MultiTaskModule(nn.Module):
         Number of outputs of each task's head.
     architecture : str or MultiTaskArchitecture subclass, default="shared_bottom"
         A key of :data:`~sklearn_mtml.nn.architectures.ARCHITECTURES`.
-    fusion : {"auto", "concat", "attention", "gated", "late"}, default="auto"
+    fusion : {"auto", "concat", "attention", "gated", "late"} or nn.Module subclass, \
+            default="auto"
         How block embeddings are combined. ``"auto"``: ``"late"`` for several blocks (each
         modality keeps its own heads, so the fused model cannot fall far below its best
         single modality), ``"concat"`` for one block or for an architecture that attends
-        over the modality tokens itself (``"task_attention"``).
+        over the modality tokens itself (``"task_attention"``). A class follows the contract
+        of :mod:`sklearn_mtml.nn.fusion`.
     embed_dim : int, default=64
         Width of block embeddings where they are needed (several blocks with an attention or
         gated fusion, token-based architectures, sequence and image blocks).
-    encoders : mapping of str to str, optional
-        Encoder kind per block name, overriding the choice by shape.
+    encoders : mapping of str to str or nn.Module subclass, optional
+        Encoder per block name (a key of :data:`~sklearn_mtml.nn.encoders.ENCODERS` or a
+        class), overriding the choice by shape and kind.
     encoder_params : mapping, optional
-        Keyword arguments for every encoder (``activation``, ``dropout``, ...).
+        Keyword arguments of the encoders. An entry whose key is a block name and whose
+        value is a mapping goes to that block's encoder only
+        (``{"audio": {"kernel_size": 3}}``); any other entry goes to every encoder
+        (``{"dropout": 0.1}``). An encoder that does not take a parameter is an error.
+    fusion_params : mapping, optional
+        Keyword arguments of the fusion module (e.g. ``{"hidden": 32}`` for attention).
+    vocab_sizes : mapping of str to int, optional
+        Blocks of token ids with their vocabulary size: their default encoder is
+        :class:`~sklearn_mtml.nn.encoders.TokenEncoder`, and the wide path reads them as a
+        bag of words.
     modality_dropout : "auto", float or mapping of str to float, default="auto"
         During training, the probability of hiding each present block of a row (at least one
         present block per row is kept), so that the model learns to cope with missing ones.
@@ -90,8 +103,10 @@ class MultiTaskModule(nn.Module):
         architecture: str = "shared_bottom",
         fusion: str = "auto",
         embed_dim: int = 64,
-        encoders: Mapping[str, str] | None = None,
+        encoders: Mapping[str, str | type[nn.Module]] | None = None,
         encoder_params: Mapping | None = None,
+        fusion_params: Mapping | None = None,
+        vocab_sizes: Mapping[str, int] | None = None,
         modality_dropout: str | float | Mapping[str, float] = "auto",
         block_loss_weight: str | float = "auto",
         input_stats: Mapping[str, tuple] | None = None,
@@ -100,8 +115,12 @@ class MultiTaskModule(nn.Module):
         **architecture_params,
     ):
         super().__init__()
-        if fusion not in _FUSION_CHOICES:
-            raise ValueError(f"Unknown fusion {fusion!r}; expected one of {_FUSION_CHOICES}.")
+        if isinstance(fusion, str) and fusion not in _FUSION_CHOICES:
+            raise ValueError(f"Unknown fusion {fusion!r}; expected one of {_FUSION_CHOICES} "
+                             "or a fusion class.")
+        if not isinstance(fusion, str) and not (
+                isinstance(fusion, type) and issubclass(fusion, nn.Module)):
+            raise TypeError(f"fusion must be a name or an nn.Module subclass, got {fusion!r}.")
         self.block_names = list(block_shapes)
         n_blocks = len(self.block_names)
         arch_cls = ARCHITECTURES.get(architecture, architecture) if isinstance(
@@ -114,7 +133,7 @@ class MultiTaskModule(nn.Module):
         if isinstance(block_loss_weight, str) and block_loss_weight == "auto":
             block_loss_weight = AUTO_BLOCK_LOSS_WEIGHT if fusion == "late" and n_blocks > 1 \
                 else 0.0
-        self.fusion_name = fusion
+        self.fusion_name = fusion if isinstance(fusion, str) else fusion.__name__
         if not (block_loss_weight >= 0 and float(block_loss_weight) < float("inf")):
             raise ValueError(f"block_loss_weight must be finite and >= 0, got "
                              f"{block_loss_weight!r}.")
@@ -130,6 +149,11 @@ class MultiTaskModule(nn.Module):
         if unknown:
             raise ValueError(f"encoders names unknown blocks {unknown}; blocks are "
                              f"{self.block_names}.")
+        vocab = dict(vocab_sizes or {})
+        unknown = sorted(set(vocab) - set(self.block_names))
+        if unknown:
+            raise ValueError(f"vocab_sizes names unknown blocks {unknown}; blocks are "
+                             f"{self.block_names}.")
         stats = dict(input_stats or {})
         unknown = sorted(set(stats) - set(self.block_names))
         if unknown:
@@ -139,20 +163,28 @@ class MultiTaskModule(nn.Module):
             name: BlockScaler(*stats[name], ndim=len(block_shapes[name]), clip=input_clip)
             for name in self.block_names if name in stats
         })
-        fusion_cls = FUSIONS.get(fusion)
+        fusion_cls = FUSIONS.get(fusion) if isinstance(fusion, str) else fusion
         equal_dims = uses_tokens or (
-            fusion_cls is not None and fusion_cls.needs_equal_dims and n_blocks > 1)
+            fusion_cls is not None and getattr(fusion_cls, "needs_equal_dims", False)
+            and n_blocks > 1)
 
-        def embed_for(shape):
-            if equal_dims or len(shape) > 1:
+        def embed_for(name, shape):
+            if equal_dims or len(shape) > 1 or name in vocab:
                 return embed_dim
             return None
 
-        self.encoders = nn.ModuleDict({
-            name: make_encoder(shape, embed_for(shape), encoders.get(name),
-                               **dict(encoder_params or {}))
-            for name, shape in block_shapes.items()
-        })
+        params, shared = self._encoder_params(encoder_params)
+        self.encoders = nn.ModuleDict()
+        for name, shape in block_shapes.items():
+            try:
+                self.encoders[name] = make_encoder(
+                    shape, embed_for(name, shape), encoders.get(name), vocab.get(name),
+                    block=name, **params[name])
+            except ValueError as exc:
+                if not shared or "does not take" not in str(exc):
+                    raise
+                raise ValueError(f"{exc} Parameters for one block go in "
+                                 f"encoder_params={{{name!r}: {{...}}}}.") from exc
         self.token_dim = embed_dim if uses_tokens else None
         n_tasks = len(task_outputs)
         if fusion == "late":
@@ -167,13 +199,27 @@ class MultiTaskModule(nn.Module):
             self.late_logits = nn.Parameter(torch.zeros(n_tasks, n_blocks))
         else:
             widths = [enc.out_features for enc in self.encoders.values()]
-            self.fusion = FUSIONS[fusion](widths) if n_blocks > 1 else FUSIONS["concat"](widths)
+            if n_blocks > 1:
+                self.fusion = build(FUSIONS, nn.Module, fusion, widths, what="fusion",
+                                    prefix="module__fusion_params", **dict(fusion_params or {}))
+            else:
+                self.fusion = FUSIONS["concat"](widths)
             self.architecture = make_architecture(
                 architecture, self.fusion.out_features, n_tasks, self.token_dim,
                 **architecture_params)
             self.heads = TaskHeads(self.architecture.out_features, task_outputs)
         self.wide = WideHeads([tuple(block_shapes[n]) for n in self.block_names],
-                              task_outputs) if wide else None
+                              task_outputs, vocab_sizes=[vocab.get(n) for n in self.block_names]
+                              ) if wide else None
+
+    def _encoder_params(self, encoder_params: Mapping | None
+                        ) -> tuple[dict[str, dict], dict]:
+        """Each block's encoder keyword arguments, and those given for every block."""
+        given = dict(encoder_params or {})
+        per_block = {k: dict(v) for k, v in given.items()
+                     if k in self.block_names and isinstance(v, Mapping)}
+        shared = {k: v for k, v in given.items() if k not in per_block}
+        return {name: {**shared, **per_block.get(name, {})} for name in self.block_names}, shared
 
     def _dropout_probs(self, modality_dropout: float | Mapping[str, float]) -> list[float]:
         if isinstance(modality_dropout, Mapping):
