@@ -186,3 +186,22 @@ def test_estimator_accepts_a_fusion_class_and_an_encoder_class():
     assert isinstance(net.module_.encoders["b"], GRUEncoder)
     assert net.module_.fusion_name == "AttentionFusion"
     assert "AttentionFusion" in repr(net)
+
+
+def test_any_module_instance_is_an_encoder_with_its_width_inferred():
+    from torch import nn
+
+    rng = np.random.RandomState(0)
+    images = rng.rand(40, 3, 12, 12).astype("float32")
+    y = (images[:, 0].mean((1, 2)) > images[:, 1].mean((1, 2))).astype(int)
+    cnn = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2))
+    net = MultiTaskNet(max_epochs=2, random_state=0,
+                       module__encoders={"img": cnn}).fit({"img": images}, y)
+    encoder = net.module_.encoders["img"]
+    assert encoder.out_features == 16
+    assert encoder.module is not cnn  # a copy: every fit starts from the same weights
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(net)).predict({"img": images}),
+                                  net.predict({"img": images}))
+    with pytest.raises(ValueError, match="failed on a batch of shape \\(2, 3, 12, 12\\)"):
+        MultiTaskNet(max_epochs=1, module__encoders={"img": nn.Linear(5, 2)}).fit(
+            {"img": images}, y)

@@ -13,11 +13,14 @@ The encoder of a block is chosen from the block's per-row shape:
 
 Every encoder maps ``(n, *shape)`` to ``(n, out_features)``. A new encoder is one class
 registered with :func:`register_encoder`; any ``nn.Module`` subclass whose constructor takes
-``(shape, embed_dim, **params)`` and sets ``out_features`` can also be passed as a class.
+``(shape, embed_dim, **params)`` and sets ``out_features`` can also be passed as a class, and
+any ``nn.Module`` *instance* (a torchvision or timm model, a pretrained network) as the
+encoder itself (:class:`ModuleEncoder`: its output is flattened and its width inferred).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -31,6 +34,7 @@ __all__ = [
     "FeatureEncoder",
     "GRUEncoder",
     "ImageEncoder",
+    "ModuleEncoder",
     "SequenceEncoder",
     "TokenEncoder",
     "default_encoder_kind",
@@ -314,8 +318,72 @@ class TokenEncoder(nn.Module):
         return masked_mean(z, mask, dim=1)
 
 
+def _first_tensor(out: object) -> torch.Tensor:
+    """Return the embedding in a module's output.
+
+    That is the tensor itself, the first element of a tuple, or a Hugging Face model output's
+    ``pooler_output`` (else ``last_hidden_state``).
+    """
+    for key in ("pooler_output", "last_hidden_state"):
+        value = getattr(out, key, None)
+        if isinstance(value, torch.Tensor):
+            return value
+    if isinstance(out, (tuple, list)) and out:
+        return _first_tensor(out[0])
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"An encoder module must return a tensor, got {type(out).__name__}.")
+    return out
+
+
+class ModuleEncoder(nn.Module):
+    """Any ``nn.Module`` as a block encoder: its output flattened to ``(n, out_features)``.
+
+    The width is inferred by running the module once on two rows of zeros (padding ids for
+    a token block). A tuple output gives its first element; a Hugging Face model output its
+    ``pooler_output`` (else ``last_hidden_state``). Outputs with more than two dimensions are
+    flattened, so a module that returns feature maps should end with a pooling layer.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The encoder; it is used as given (``make_encoder`` passes a copy, so that every fit
+        starts from the same weights).
+    shape : tuple of int
+        Per-row shape of the block.
+    tokens : bool, default=False
+        The block holds token ids (the dry run uses int64 zeros).
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> enc = ModuleEncoder(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(2)),
+    ...                     (3, 16, 16))
+    >>> enc.out_features
+    16
+    """
+
+    def __init__(self, module: nn.Module, shape: Sequence[int], tokens: bool = False):
+        super().__init__()
+        self.module = module
+        probe = torch.zeros((2, *shape), dtype=torch.long if tokens else torch.float32)
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                out = self.forward(probe)
+        except Exception as exc:
+            raise ValueError(f"The encoder module {type(module).__name__} failed on a batch of "
+                             f"shape {(2, *shape)}: {exc}") from exc
+        finally:
+            module.train(was_training)
+        self.out_features = int(out.shape[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return _first_tensor(self.module(x)).flatten(1)
+
+
 def reads_tokens(kind: object) -> bool:
-    """Whether an encoder (a registry name or a class) reads token ids."""
+    """Whether an encoder (a registry name, a class or an instance) reads token ids."""
     cls = ENCODERS.get(kind) if isinstance(kind, str) else kind
     return bool(getattr(cls, "reads_tokens", False))
 
@@ -347,8 +415,12 @@ def make_encoder(shape: Sequence[int], embed_dim: int | None,
         Per-row shape of the block.
     embed_dim : int or None
         Output width (``None`` keeps 2-D features as they are).
-    kind : str, nn.Module subclass or None
-        A key of :data:`ENCODERS` or an encoder class; ``None`` chooses from ``shape``.
+    kind : str, nn.Module subclass, nn.Module, encoder factory or None
+        A key of :data:`ENCODERS` or an encoder class; an ``nn.Module`` instance (a copy
+        becomes the encoder through :class:`ModuleEncoder`); an object with a method
+        ``make_encoder(shape, embed_dim, vocab_size, **params)`` (e.g.
+        :class:`~sklearn_mtml.nn.pretrained.PretrainedEncoder`); ``None`` chooses from
+        ``shape``.
     vocab_size : int or None, default=None
         For a block of token ids: its vocabulary size (the encoder must read tokens).
     block : str, default=""
@@ -362,9 +434,18 @@ def make_encoder(shape: Sequence[int], embed_dim: int | None,
         With an ``out_features`` attribute.
     """
     tokens = vocab_size is not None
-    kind = kind or default_encoder_kind(shape, tokens)
+    kind = kind if kind is not None else default_encoder_kind(shape, tokens)
     label = f"encoder of block {block!r}" if block else "encoder"
-    if tokens != reads_tokens(kind) and (not isinstance(kind, str) or kind in ENCODERS):
+    if isinstance(kind, nn.Module):
+        if params:
+            raise ValueError(f"The {label} is a module instance; it takes no encoder_params "
+                             f"(got {sorted(params)}).")
+        return ModuleEncoder(copy.deepcopy(kind), shape, tokens=tokens)
+    if hasattr(kind, "make_encoder") and not isinstance(kind, type):
+        encoder = kind.make_encoder(tuple(shape), embed_dim, vocab_size, **params)
+        return _checked(encoder, label)
+    explicit_reader = isinstance(kind, type) or hasattr(kind, "reads_tokens")
+    if tokens != reads_tokens(kind) and (explicit_reader or kind in ENCODERS):
         name = kind if isinstance(kind, str) else kind.__name__
         if tokens:
             problem, advice = "token ids", "its encoder must read tokens (e.g. 'tokens')"
@@ -378,6 +459,10 @@ def make_encoder(shape: Sequence[int], embed_dim: int | None,
         params = {"vocab_size": int(vocab_size), **params}
     encoder = build(ENCODERS, nn.Module, kind, tuple(shape), embed_dim, what=label,
                     prefix="module__encoder_params", **params)
+    return _checked(encoder, label)
+
+
+def _checked(encoder: nn.Module, label: str) -> nn.Module:
     if not isinstance(getattr(encoder, "out_features", None), int):
         raise TypeError(f"The {label} {type(encoder).__name__} must set an int "
                         "`out_features` (its output width).")
