@@ -19,6 +19,7 @@ from .blocks import check_token_block
 
 __all__ = [
     "InputLayout",
+    "check_array_input",
     "check_numeric_frame",
     "convert_blocks",
     "declared_vocab_sizes",
@@ -249,4 +250,62 @@ def check_numeric_frame(X: object) -> None:
             "MultiTaskNet needs numeric inputs, but " + "; ".join(advice) + ". Put the "
             "encoders in a ModalityFusion([(name, transformer, columns), ...]) before the "
             "network (numeric columns: 'passthrough')."
+        )
+
+
+def check_array_input(X: object) -> None:
+    """Fail clearly on the common non-frame first mistakes: texts, paths, too many axes.
+
+    Parameters
+    ----------
+    X : object
+        The network's input, when it is neither a data frame nor a block input.
+
+    Raises
+    ------
+    ValueError
+        For strings (texts, categories or file paths), 1-D input or more than 4 axes,
+        saying which transformer or input form to use.
+    """
+    if sp.issparse(X) or nw.dependencies.is_into_dataframe(X):
+        return
+    if isinstance(X, np.ndarray) and X.dtype.kind in "biuf":
+        arr = X
+    else:
+        try:
+            arr = np.asarray(X, dtype=object) if not isinstance(X, np.ndarray) else X
+        except ValueError:  # ragged nested lists
+            raise ValueError(
+                "X is a ragged nested sequence; MultiTaskNet reads a 2-D (n, d) array, 3-D "
+                "(n, T, F) sequences or 4-D (n, C, H, W) images, or a dict / ModalityBlocks "
+                "of such blocks (variable-length items: AudioFeatures, TextFeatures)."
+            ) from None
+    if arr.dtype.kind in "OUS" and arr.size:
+        first = next((v for v in arr.ravel() if v is not None), None)
+        if isinstance(first, str):
+            advice = _advice_for("X", first).replace("'X' holds", "X holds", 1)
+            raise ValueError(
+                f"MultiTaskNet needs numeric inputs, but {advice}. Put the encoders in a "
+                "ModalityFusion([(name, transformer, columns), ...]) before the network, or "
+                "use them in a Pipeline."
+            )
+    if arr.ndim == 1 and arr.dtype.kind == "O" and arr.size and (
+            hasattr(arr[0], "shape") or isinstance(arr[0], (list, tuple))):
+        advice = _advice_for("X", arr[0]).replace("'X' holds", "X holds", 1)
+        raise ValueError(
+            f"MultiTaskNet needs a 2-D array or blocks, but {advice}. Encode such items "
+            "with that transformer in a ModalityFusion, or stack equal-shaped items into one "
+            "3-D / 4-D array."
+        )
+    if arr.ndim == 1:
+        raise ValueError(
+            f"X is 1-D (shape {arr.shape}); MultiTaskNet expects one row per sample: "
+            "reshape a single feature with X.reshape(-1, 1) (texts: TextFeatures; one audio "
+            "or image file path per row: AudioFeatures / ImageFeatures)."
+        )
+    if arr.ndim > 4:
+        raise ValueError(
+            f"X has {arr.ndim} axes (shape {arr.shape}); MultiTaskNet reads 2-D (n, d) "
+            "features, 3-D (n, T, F) sequences or 4-D (n, C, H, W) images, or a dict / "
+            "ModalityBlocks of such blocks."
         )

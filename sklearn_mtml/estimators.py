@@ -32,6 +32,7 @@ from torch import nn
 from ._inputs import (
     SINGLE_BLOCK,
     InputLayout,
+    check_array_input,
     check_numeric_frame,
     convert_blocks,
     declared_vocab_sizes,
@@ -684,6 +685,7 @@ class MultiTaskNet(NeuralNet):
             if X is None:
                 raise ValueError("X is None; expected an array-like of shape (n, n_features).")
             check_numeric_frame(X)
+            check_array_input(X)
             arr = validate_data(
                 self, X, reset=reset, accept_sparse=True, dtype=np.float32,
                 ensure_min_samples=1,

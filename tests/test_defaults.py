@@ -4,7 +4,6 @@ regression bounds and losses, CPU threads."""
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -344,8 +343,7 @@ def test_same_model_at_one_and_two_threads():
     Y = np.column_stack([(X[:, 0] > 0).astype(int), X[:, 1] + X[:, 2] ** 2])
     outs = []
     for threads in (1, 2):
-        with torch_threads(threads), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with torch_threads(threads):
             net = MultiTaskNet(random_state=0, max_epochs=5).fit(X, Y)
         outs.append(net.forward_outputs(X))
     for a, b in zip(*outs):
@@ -532,3 +530,16 @@ def test_block_scaler_gives_the_same_values_with_and_without_autograd():
     torch.testing.assert_close(plain, tracked.detach())
     tracked.sum().backward()
     assert torch.all(x_grad.grad > 0)  # monotone: every input raises its output
+
+
+@pytest.mark.parametrize("X, message", [
+    ([["a", "b"]] * 20, "X holds strings \\(e.g. 'a'\\).*TextFeatures"),
+    (np.array(["x.png"] * 20), "X holds image file paths: encode it with ImageFeatures"),
+    (np.zeros((20, 1, 2, 3, 4)), "X has 5 axes .*4-D \\(n, C, H, W\\) images"),
+    (np.arange(20.0), "X is 1-D .*reshape a single feature"),
+    ([np.zeros(3), np.zeros(2)] * 10, "X holds an array per row, e.g. a waveform"),
+])
+def test_first_mistakes_with_arrays_get_errors_that_teach(X, message):
+    y = np.array([0, 1] * 10)
+    with pytest.raises(ValueError, match=message):
+        MultiTaskNet(max_epochs=1).fit(X, y)
