@@ -6,6 +6,7 @@ from .features import AudioFeatures, ImageFeatures, TextFeatures
 from .fusion import ModalityFusion
 from .late_fusion import LateFusionClassifier, LateFusionRegressor
 from .metrics import delta_p, task_scorer, task_scorers
+from .nn.pretrained import PretrainedEncoder
 from .plotting import plot_history
 from .tasks import TaskInferenceWarning
 from .weighting import WEIGHTINGS, Weighting
@@ -21,6 +22,7 @@ __all__ = [
     "ModalityBlocks",
     "ModalityFusion",
     "MultiTaskNet",
+    "PretrainedEncoder",
     "TaskInferenceWarning",
     "TextFeatures",
     "Weighting",

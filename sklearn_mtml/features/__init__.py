@@ -10,6 +10,13 @@ whitespace-only text; ``absent_items(X)`` reports both kinds, and
 
 from .audio import AudioFeatures
 from .image import ImageFeatures
+from .pretrained import PretrainedFeatures, PretrainedTokenizer
 from .text import TextFeatures
 
-__all__ = ["AudioFeatures", "ImageFeatures", "TextFeatures"]
+__all__ = [
+    "AudioFeatures",
+    "ImageFeatures",
+    "PretrainedFeatures",
+    "PretrainedTokenizer",
+    "TextFeatures",
+]

@@ -5,6 +5,7 @@ from .encoders import ENCODERS
 from .fusion import FUSIONS
 from .heads import TaskHeads
 from .model import MultiTaskModule
+from .pretrained import PretrainedEncoder
 
 __all__ = [
     "ARCHITECTURES",
@@ -12,6 +13,7 @@ __all__ = [
     "FUSIONS",
     "MultiTaskArchitecture",
     "MultiTaskModule",
+    "PretrainedEncoder",
     "TaskHeads",
     "register_architecture",
 ]
