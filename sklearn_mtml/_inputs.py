@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 import narwhals.stable.v2 as nw
 import numpy as np
 import scipy.sparse as sp
+from skorch.dataset import Dataset as SkorchDataset
 
 from .blocks import check_token_block
 
 __all__ = [
     "InputLayout",
+    "RowSubset",
     "check_array_input",
     "check_numeric_frame",
     "convert_blocks",
@@ -309,3 +311,55 @@ def check_array_input(X: object) -> None:
             "features, 3-D (n, T, F) sequences or 4-D (n, C, H, W) images, or a dict / "
             "ModalityBlocks of such blocks."
         )
+
+
+class RowSubset(SkorchDataset):
+    """The rows a fit trains or validates on, as skorch callbacks receive them.
+
+    skorch hands ``dataset_train`` and ``dataset_valid`` to every callback; ``EpochScoring``
+    and ``ProgressBar`` read their length and their ``X`` and ``y`` (skorch's
+    ``data_from_dataset`` convention). ``X`` and ``y`` are the user's own input and targets
+    (a DataFrame, a dict of blocks, ``ModalityBlocks``, ...) restricted to the rows, sliced on
+    first access, so a scorer can call ``net.predict(X)`` on them.
+
+    Parameters
+    ----------
+    X : object
+        The input given to ``fit``.
+    y : object
+        The targets given to ``fit``.
+    rows : ndarray of int
+        Row indices.
+    """
+
+    def __init__(self, X: object, y: object, rows: np.ndarray):  # noqa: D107
+        # skorch's Dataset converts X and y eagerly; this one slices the user's data lazily
+        self._X, self._y, self.rows = X, y, np.asarray(rows)
+        self._cache: dict[str, object] = {}
+
+    def _take(self, key: str, data: object) -> object:
+        if key not in self._cache:
+            from sklearn.utils import _safe_indexing
+
+            if isinstance(data, Mapping):
+                self._cache[key] = {k: _safe_indexing(v, self.rows) for k, v in data.items()}
+            else:
+                self._cache[key] = None if data is None else _safe_indexing(data, self.rows)
+        return self._cache[key]
+
+    @property
+    def X(self) -> object:  # noqa: N802 (skorch's attribute name)
+        """The input rows."""
+        return self._take("X", self._X)
+
+    @property
+    def y(self) -> object:
+        """The target rows."""
+        return self._take("y", self._y)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[object, object]:
+        raise TypeError("RowSubset is read through its X and y attributes (the fit slices "
+                        "device tensors itself), not item by item.")

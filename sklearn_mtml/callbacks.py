@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from skorch.callbacks import PrintLog
+from skorch.callbacks import ProgressBar as SkorchProgressBar
 
-__all__ = ["PER_TASK_PREFIXES", "CompactPrintLog"]
+__all__ = ["PER_TASK_PREFIXES", "CompactPrintLog", "ProgressBar"]
 
 #: History keys that exist once per task (``<prefix><task>``).
 PER_TASK_PREFIXES = ("train_loss_", "valid_loss_", "valid_acc_", "valid_r2_", "weight_")
@@ -32,3 +33,26 @@ class CompactPrintLog(PrintLog):
         if self.per_task_:
             return keys
         return [k for k in keys if not k.startswith(PER_TASK_PREFIXES)]
+
+
+class ProgressBar(SkorchProgressBar):
+    """skorch's ``ProgressBar`` (tqdm) for ``MultiTaskNet``: it knows the resolved batch sizes.
+
+    skorch's own bar computes the batches of an epoch from ``net.batch_size``, which is
+    ``"auto"`` by default here; this one reads the size the fit chose (``batch_size_``) and
+    the validation batch size. Parameters are those of :class:`skorch.callbacks.ProgressBar`.
+
+    Examples
+    --------
+    >>> from sklearn_mtml import MultiTaskNet
+    >>> from sklearn_mtml.callbacks import ProgressBar
+    >>> net = MultiTaskNet(callbacks=[ProgressBar()])
+    """
+
+    def _get_batch_size(self, net: Any, training: bool) -> int:
+        if not training and hasattr(net, "_predict_batch_size"):
+            return int(net._predict_batch_size())
+        size = super()._get_batch_size(net, training)
+        if isinstance(size, str):  # "auto": what the running fit resolved
+            size = getattr(net, "batch_size_", 1)
+        return int(size)

@@ -25,6 +25,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, LRScheduler
+from skorch.callbacks import ProgressBar as SkorchProgressBar
 from skorch.dataset import ValidSplit
 from skorch.utils import TeeGenerator
 from torch import nn
@@ -32,6 +33,7 @@ from torch import nn
 from ._inputs import (
     SINGLE_BLOCK,
     InputLayout,
+    RowSubset,
     check_array_input,
     check_numeric_frame,
     convert_blocks,
@@ -330,7 +332,9 @@ class MultiTaskNet(NeuralNet):
     initialized_ = False
     history_ = None
     virtual_params_ = MappingProxyType({})
-    use_caching = "auto"
+    # Predictions never go through skorch's forward_iter, so scoring callbacks compute them
+    # with net.predict on the rows (see RowSubset) instead of caching batch outputs.
+    use_caching = False
     prefixes_ = [*NeuralNet.prefixes_, "weighting"]
     # weighting_ may hold CUDA tensors: pickle it with skorch's device-independent mechanism.
     cuda_dependent_attributes_ = [*NeuralNet.cuda_dependent_attributes_, "weighting_"]
@@ -572,8 +576,13 @@ class MultiTaskNet(NeuralNet):
             raise ValueError(f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}.")
         _resolve_device(self.device)
 
-    def _validate_targets(self, y: Any) -> tuple[list[str], list[np.ndarray], bool]:
-        """Split ``y`` into task names and columns; return ``(names, columns, is_1d)``."""
+    def _validate_targets(self, y: Any, fitted: bool = False
+                          ) -> tuple[list[str], list[np.ndarray], bool]:
+        """Split ``y`` into task names and columns; return ``(names, columns, is_1d)``.
+
+        With ``fitted``, the columns of an unnamed array are the fitted tasks in order (as
+        scikit-learn reads arrays), e.g. the targets skorch's ``EpochScoring`` passes on.
+        """
         if y is None:
             raise ValueError(
                 "MultiTaskNet requires y to be passed, but the target y is None; pass Y with "
@@ -594,6 +603,8 @@ class MultiTaskNet(NeuralNet):
                 is_1d = True
                 if isinstance(self.tasks, Mapping) and len(self.tasks) == 1:
                     names = [str(next(iter(self.tasks)))]
+                elif fitted and series_name is None and len(self.task_names_) == 1:
+                    names = list(self.task_names_)
                 elif isinstance(series_name, str):
                     names = [series_name]
                 else:
@@ -603,6 +614,8 @@ class MultiTaskNet(NeuralNet):
                 is_1d = False
                 if isinstance(self.tasks, Mapping) and len(self.tasks) == y.shape[1]:
                     names = [str(k) for k in self.tasks]
+                elif fitted and len(self.task_names_) == y.shape[1]:
+                    names = list(self.task_names_)
                 else:
                     names = [f"task_{i}" for i in range(y.shape[1])]
                 cols = [y[:, i] for i in range(y.shape[1])]
@@ -819,7 +832,7 @@ ModalityBlocks
             with self._seeded():
                 with self._on_resolved_device():
                     self.initialize()
-                self._train(data)
+                self._train(data, raw=(X, y))
         return self
 
     @contextlib.contextmanager
@@ -871,7 +884,7 @@ ModalityBlocks
             return self.fit(X, y, sample_weight=sample_weight)
         with self._atomic(in_place=True):
             self._check_params()
-            names, cols, _ = self._validate_targets(y)
+            names, cols, _ = self._validate_targets(y, fitted=True)
             if names != self.task_names_:
                 raise ValueError(f"Y has tasks {names}, but the model was fitted on "
                                  f"{self.task_names_}.")
@@ -879,7 +892,7 @@ ModalityBlocks
             weights = _check_sample_weight(sample_weight, mask.shape[0])
             targets, label_mask = self._encode_targets(cols, weights)
             with self._seeded():
-                self._train((blocks, mask, targets, label_mask))
+                self._train((blocks, mask, targets, label_mask), raw=(X, y))
         return self
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
@@ -932,8 +945,9 @@ ModalityBlocks
             starts.pop()
         return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
 
-    def _train(self, data: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]
-               ) -> None:
+    def _train(self, data: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray],
+               raw: tuple[Any, Any] = (None, None)) -> None:
+        """Train for ``max_epochs_`` epochs; ``raw`` is the user's ``(X, y)`` for callbacks."""
         blocks, mask, targets, label_mask = data
         n = mask.shape[0]
         train_idx, valid_idx = self._split_indices(n)
@@ -961,7 +975,11 @@ ModalityBlocks
         base_lrs = [group["lr"] for group in self.optimizer_.param_groups]
         cosine = self.lr_schedule == "cosine" and not any(
             isinstance(cb, LRScheduler) for _, cb in self.callbacks_)
-        epoch_kwargs = {"dataset_train": train_idx, "dataset_valid": valid_idx}
+        epoch_kwargs = {
+            "dataset_train": RowSubset(*raw, train_idx),
+            "dataset_valid": None if valid_idx is None else RowSubset(*raw, valid_idx),
+        }
+        self._check_callbacks()
         self.notify("on_train_begin", X=blocks, y=targets)
         with torch_threads(threads):
             try:
@@ -991,6 +1009,19 @@ ModalityBlocks
         else:
             self.best_epoch_ = None
         self.notify("on_train_end", X=blocks, y=targets)
+
+    def _check_callbacks(self) -> None:
+        """Fail clearly on a skorch callback that cannot read this net's automatic settings."""
+        for name, cb in self.callbacks_:
+            if (type(cb) is SkorchProgressBar and cb.batches_per_epoch == "auto"
+                    and self.get_params().get("iterator_train__batch_size",
+                                              self.batch_size) == "auto"):
+                raise ValueError(
+                    f"Callback {name!r}: skorch's ProgressBar cannot count batches with "
+                    "batch_size='auto'; use sklearn_mtml.callbacks.ProgressBar (same "
+                    "parameters), ProgressBar(batches_per_epoch='count') or a fixed "
+                    "batch_size."
+                )
 
     def _check_finite_loss(self, epoch: int) -> None:
         """Stop with a clear error when the training loss is no longer finite."""
@@ -1164,21 +1195,71 @@ ModalityBlocks
         outputs, _, _ = self._infer(X, weights=False)
         return outputs
 
-    @torch.no_grad()
-    def _infer(self, X: Any, weights: bool, on_chunk: Any = None
-               ) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray]:
+    def _forward_chunks(self, X: Any, training: bool = False) -> Any:
+        """Validate ``X``, then yield ``(outputs, weights, mask)`` per prediction batch."""
         self.check_is_fitted()
         blocks, mask = self._validate_X(X, reset=False)
-        self._set_training(False)
+        self._set_training(training)
         n = mask.shape[0]
-        chunks: list[list[torch.Tensor]] = []
-        weight_chunks: list[torch.Tensor] = []
         size = self._predict_batch_size()
         for start in range(0, n, size):
             stop = min(start + size, n)
             xb = {k: self._to_device(v[start:stop]) for k, v in blocks.items()}
             out, w = self.module_(xb, self._to_device(mask[start:stop]), return_weights=True)
+            yield out, w, mask[start:stop]
+
+    def forward_iter(self, X: Any, training: bool = False, device: str = "cpu") -> Any:
+        """Yield the network's outputs batch by batch, as skorch's ``forward_iter`` does.
+
+        Parameters
+        ----------
+        X : array-like, dict of arrays or ModalityBlocks
+            Input with the fitted layout.
+        training : bool, default=False
+            Run in training mode (dropout on, gradients recorded).
+        device : str, default="cpu"
+            Where the yielded tensors go.
+
+        Yields
+        ------
+        outputs : list of Tensor
+            One ``(batch, k_t)`` tensor per task.
+        """
+        with torch.set_grad_enabled(training):
+            for out, _, _ in self._forward_chunks(X, training):
+                yield [o.to(device) for o in out]
+
+    def forward(self, X: Any, training: bool = False, device: str = "cpu"
+                ) -> list[torch.Tensor]:
+        """All outputs of the network, as skorch's ``forward`` (one tensor per task).
+
+        Parameters
+        ----------
+        X : array-like, dict of arrays or ModalityBlocks
+            Input with the fitted layout.
+        training : bool, default=False
+            Run in training mode (dropout on, gradients recorded).
+        device : str, default="cpu"
+            Where the returned tensors go.
+
+        Returns
+        -------
+        outputs : list of Tensor
+            One ``(n, k_t)`` tensor per task: logits for classification, standardised values
+            for regression (:meth:`forward_outputs` gives host arrays).
+        """
+        chunks = list(self.forward_iter(X, training=training, device=device))
+        return [torch.cat([c[t] for c in chunks]) for t in range(len(self.tasks_))]
+
+    @torch.no_grad()
+    def _infer(self, X: Any, weights: bool, on_chunk: Any = None
+               ) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray]:
+        chunks: list[list[torch.Tensor]] = []
+        weight_chunks: list[torch.Tensor] = []
+        masks = []
+        for out, w, m in self._forward_chunks(X):
             chunks.append(out)
+            masks.append(m)
             if on_chunk is not None:
                 on_chunk()
             if weights and w is not None:
@@ -1186,7 +1267,7 @@ ModalityBlocks
         outputs = [torch.cat([c[t] for c in chunks]).float().cpu().numpy()
                    for t in range(len(self.tasks_))]
         w = torch.cat(weight_chunks).float().cpu().numpy() if weight_chunks else None
-        return outputs, w, mask
+        return outputs, w, np.concatenate(masks)
 
     def modality_weights(self, X: Any) -> np.ndarray:
         """Per-row weight of each input block in the fusion (attention, gated or late).
@@ -1308,7 +1389,7 @@ ModalityBlocks
             Task name → score.
         """
         self.check_is_fitted()
-        names, cols, _ = self._validate_targets(y)
+        names, cols, _ = self._validate_targets(y, fitted=True)
         if names != self.task_names_:
             raise ValueError(f"y has tasks {names}, but the model was fitted on "
                              f"{self.task_names_}.")
