@@ -31,8 +31,18 @@ def _print_table(title: str, rows: dict[str, dict[str, float]], tasks: list[str]
         print(name.ljust(width) + cells)
 
 
+def _progress(show: bool) -> list:
+    """A progress bar per fit (on the command line), none in tests."""
+    if not show:
+        return []
+    from sklearn_mtml.callbacks import ProgressBar
+
+    return [ProgressBar()]
+
+
 def av_digits_demo(max_epochs: int | str = "auto", seed: int = 0,
-                   verbose: bool = True) -> dict[str, dict[str, float]]:
+                   verbose: bool = True, progress: bool = False
+                   ) -> dict[str, dict[str, float]]:
     """Image-only, audio-only and fused multi-task networks on the audio-visual digits.
 
     Every network is ``MultiTaskNet`` with its defaults, as the README writes it (tasks
@@ -40,7 +50,8 @@ def av_digits_demo(max_epochs: int | str = "auto", seed: int = 0,
     :class:`~sklearn_mtml.ModalityFusion` and each network reads the blocks it needs. Train on
     FSDD takes 5–9, test on takes 0–4 (the data set's own split). Returns per-task test
     accuracy per model, with the fused model also scored when a share of the test audio is
-    missing (``None``) or muted (a silent waveform, detected as missing).
+    missing (``None``) or muted (a silent waveform, detected as missing). ``progress`` shows a
+    progress bar during each fit.
     """
     from sklearn_mtml import (
         AudioFeatures,
@@ -80,7 +91,8 @@ def av_digits_demo(max_epochs: int | str = "auto", seed: int = 0,
         say(f"  fitting {name} ...", end=" ", flush=True)
         start = time.perf_counter()
         # tasks: the names of Y's columns, each kind inferred from its labels
-        net = MultiTaskNet(dict.fromkeys(names), max_epochs=max_epochs, random_state=seed)
+        net = MultiTaskNet(dict.fromkeys(names), max_epochs=max_epochs, random_state=seed,
+                           callbacks=_progress(progress))
         net.fit(only(Btr, keep), Ymat[tr])
         results[name] = net.score_tasks(only(Bte, keep), Ymat[te])
         say(f"{time.perf_counter() - start:.1f} s, {len(net.history)} epochs", flush=True)
@@ -111,13 +123,15 @@ def _frame_or_dict(columns: dict):
     return pd.DataFrame(columns)
 
 
-def reviews_demo(max_epochs: int | str = "auto", seed: int = 0) -> dict[str, dict[str, float]]:
+def reviews_demo(max_epochs: int | str = "auto", seed: int = 0, progress: bool = False
+                 ) -> dict[str, dict[str, float]]:
     """Multi-task network on the shipped reviews; return per-task test scores per model.
 
     Inputs: TF-IDF + SVD of the title and review text, age and division (one-hot). Tasks:
     ``Rating`` (5 classes), ``Recommended IND`` (binary), ``Department Name`` (6 classes,
     2 missing labels) and ``log1p(Positive Feedback Count)`` (regression). Scores: accuracy
-    for classification, R² for regression, on a 25% test split.
+    for classification, R² for regression, on a 25% test split. ``progress`` shows a progress
+    bar during each fit.
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.decomposition import TruncatedSVD
@@ -174,7 +188,8 @@ def reviews_demo(max_epochs: int | str = "auto", seed: int = 0) -> dict[str, dic
                             RidgeCV() if regression else LogisticRegression(max_iter=2000))):
             results[row][name] = model.fit(Xtr[m_tr], y_tr).score(Xte[m_te], y_te)
 
-    common = {"max_epochs": max_epochs, "random_state": seed}  # the defaults otherwise
+    common = {"max_epochs": max_epochs, "random_state": seed,  # the defaults otherwise
+              "callbacks": _progress(progress)}
     single = {}
     for j, name in enumerate(names):
         print(f"  fitting a single-task network for {name} ...", flush=True)
@@ -208,9 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--part", choices=["all", "av-digits", "reviews"], default="all")
     args = parser.parse_args(argv)
     if args.part in ("all", "av-digits"):
-        av_digits_demo(args.epochs if args.epochs else "auto", args.seed)
+        av_digits_demo(args.epochs if args.epochs else "auto", args.seed, progress=True)
     if args.part in ("all", "reviews"):
-        reviews_demo(args.epochs if args.epochs else "auto", args.seed)
+        reviews_demo(args.epochs if args.epochs else "auto", args.seed, progress=True)
 
 
 if __name__ == "__main__":
