@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import numbers
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+import joblib
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
@@ -27,6 +29,7 @@ from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, LRScheduler
 from skorch.callbacks import ProgressBar as SkorchProgressBar
 from skorch.dataset import ValidSplit
+from skorch.history import History
 from skorch.utils import TeeGenerator
 from torch import nn
 
@@ -57,6 +60,10 @@ from .tasks import Task, is_missing, make_task
 from .weighting import make_weighting
 
 __all__ = ["MultiTaskLoss", "MultiTaskNet"]
+
+#: Fitted attributes that define the network's shape, saved beside checkpointed parameters.
+_LAYOUT_STATE = ("tasks_", "task_names_", "layout_", "input_stats_", "classes_",
+                 "n_features_in_", "feature_names_in_", "_y_1d")
 
 
 class MultiTaskLoss(nn.Module):
@@ -480,26 +487,76 @@ class MultiTaskNet(NeuralNet):
         with self._on_resolved_device():
             return super().set_params(**params)
 
+    def initialize(self) -> MultiTaskNet:
+        """Initialise the net; before any fit, only what does not depend on the data.
+
+        The network's shape comes from the tasks and the input layout, which ``fit`` learns
+        (or :meth:`load_params` reads back from a checkpoint). So on a net that was never
+        fitted this sets up the callbacks and the history and leaves the modules to
+        ``fit`` or ``load_params`` — skorch's ``net.initialize()`` then
+        ``net.load_params(checkpoint=cp)`` pattern works.
+        """
+        if hasattr(self, "tasks_"):
+            return super().initialize()
+        self._initialize_virtual_params()
+        self._initialize_callbacks()
+        self._initialize_history()
+        return self
+
     def save_params(self, *args: Any, **kwargs: Any) -> None:
-        """Save parameters, optimizer and history as skorch does (see ``NeuralNet.save_params``)."""
+        """Save parameters, optimizer and history as skorch does (see ``NeuralNet.save_params``).
+
+        With ``f_params`` a path, the fitted tasks and input layout go to ``<f_params>.layout``
+        beside it, so that :meth:`load_params` can restore a net that was never fitted.
+        """
         self.check_is_fitted()
         with self._on_resolved_device():
             super().save_params(*args, **kwargs)
+        # skorch's Checkpoint passes the module's file as f_module
+        target = kwargs.get("f_params", kwargs.get("f_module", args[0] if args else None))
+        if isinstance(target, (str, os.PathLike)):
+            state = {k: self.__dict__[k] for k in _LAYOUT_STATE if k in self.__dict__}
+            joblib.dump(state, f"{os.fspath(target)}.layout")
 
-    def load_params(self, *args: Any, **kwargs: Any) -> None:
-        """Load what :meth:`save_params` or skorch's ``Checkpoint`` saved into a fitted net.
+    def load_params(self, f_params: Any = None, f_optimizer: Any = None,
+                    f_criterion: Any = None, f_history: Any = None, checkpoint: Any = None,
+                    **kwargs: Any) -> None:
+        """Load what :meth:`save_params` or skorch's ``Checkpoint`` saved.
 
-        The net must have been fitted (or unpickled) with the same tasks and input layout, since
-        those define the network's shape.
+        A net that was never fitted reads the tasks and input layout from the ``.layout``
+        file saved beside the parameters, then builds its modules; a fitted (or unpickled)
+        net must have the same tasks and layout, which define the network's shape.
         """
         if not hasattr(self, "tasks_"):
-            raise RuntimeError(
-                "load_params needs a fitted MultiTaskNet (the tasks and input layout define the "
-                "network): fit it, or unpickle a fitted one, before loading parameters."
-            )
+            self._load_layout(f_params, f_history, checkpoint)
         with self._on_resolved_device():
-            super().load_params(*args, **kwargs)
+            super().load_params(f_params=f_params, f_optimizer=f_optimizer,
+                                f_criterion=f_criterion, f_history=f_history,
+                                checkpoint=checkpoint, **kwargs)
             self.device_ = torch.device(self.device)
+
+    def _load_layout(self, f_params: Any, f_history: Any, checkpoint: Any) -> None:
+        """Restore the fitted tasks and layout saved beside ``f_params``, then initialise."""
+        if f_params is None and checkpoint is not None:
+            if checkpoint.f_history is not None and f_history is None:
+                # the checkpoint's file names may refer to the last epoch
+                self.history = History.from_file(checkpoint.f_history_)
+            files = checkpoint.get_formatted_files(self)
+            f_params = files.get("f_params", files.get("f_module"))
+        path = f"{os.fspath(f_params)}.layout" if isinstance(
+            f_params, (str, os.PathLike)) else None
+        if path is None or not os.path.exists(path):
+            missing = "" if path is None else f"; {path} is missing"
+            raise RuntimeError(
+                "load_params needs the tasks and input layout that define the network: fit "
+                "the net or unpickle a fitted one first, or load parameters saved by "
+                "MultiTaskNet.save_params / Checkpoint to a path (they leave a "
+                f"'<f_params>.layout' file beside them{missing})."
+            )
+        self.__dict__.update(joblib.load(path))
+        self.device_ = _resolve_device(self.device)
+        with self._on_resolved_device():
+            super().initialize()
 
     # ------------------------------------------------------------------------------------
     # skorch initialisation hooks

@@ -276,7 +276,11 @@ def test_skorch_callbacks_work(tmp_path):
     net.save_params(f_params=str(tmp_path / "last.pt"))
     fresh.load_params(f_params=str(tmp_path / "last.pt"))
     np.testing.assert_allclose(fresh.forward_outputs(X)[2], before, rtol=1e-6)
-    with pytest.raises(RuntimeError, match="load_params needs a fitted MultiTaskNet"):
+    never_fitted = MultiTaskNet()
+    never_fitted.load_params(f_params=str(tmp_path / "last.pt"))  # reads last.pt.layout
+    np.testing.assert_allclose(never_fitted.forward_outputs(X)[2], before, rtol=1e-6)
+    (tmp_path / "last.pt.layout").unlink()
+    with pytest.raises(RuntimeError, match="needs the tasks and input layout"):
         MultiTaskNet().load_params(f_params=str(tmp_path / "last.pt"))
 
 

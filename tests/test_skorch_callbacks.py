@@ -87,3 +87,23 @@ def test_scoring_accepts_unnamed_targets_in_the_fitted_order(data):
     assert net.score_tasks(X, Y.to_numpy()) == named
     with pytest.raises(ValueError, match="y has tasks \\['x', 'r'\\]"):
         net.score_tasks(X, Y.rename(columns={"c": "x"}))
+
+
+def test_checkpoint_then_initialize_and_load_params_on_a_new_net(data, tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, Y = data
+    net = MultiTaskNet(max_epochs=4, random_state=0, callbacks=[
+        Checkpoint(dirname=str(tmp_path), monitor="valid_loss_best")]).fit(X, Y)
+    restored = MultiTaskNet(max_epochs=4)
+    restored.initialize()  # skorch's documented pattern: before any fit
+    restored.load_params(checkpoint=Checkpoint(dirname=str(tmp_path)))
+    best = int(np.argmin(net.history[:, "valid_loss"]))
+    # the checkpoint holds the best epoch's weights: the restored net predicts as the fitted
+    # one does (early stopping restored the same best weights into it)
+    assert net.best_epoch_ == best + 1
+    np.testing.assert_allclose(restored.forward_outputs(X)[1], net.forward_outputs(X)[1],
+                               rtol=1e-5, atol=1e-6)
+    assert restored.task_names_ == ["c", "r"]
+    with pytest.raises(RuntimeError, match="needs the tasks and input layout"):
+        MultiTaskNet().load_params(f_params=str(tmp_path / "missing.pt"))
