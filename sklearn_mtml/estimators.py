@@ -1132,7 +1132,9 @@ ModalityBlocks
     def _train_epoch(self, tensors: dict, train_t: torch.Tensor) -> None:
         self._set_training(True)
         self.weighting_.train()
-        order = train_t[torch.randperm(len(train_t)).to(self.device_)]
+        order = train_t
+        if self.get_params_for("iterator_train").get("shuffle", True):
+            order = train_t[torch.randperm(len(train_t)).to(self.device_)]
         n_tasks = len(self.tasks_)
         total = torch.zeros(n_tasks, device=self.device_)
         count = torch.zeros(n_tasks, device=self.device_)

@@ -107,3 +107,21 @@ def test_checkpoint_then_initialize_and_load_params_on_a_new_net(data, tmp_path)
     assert restored.task_names_ == ["c", "r"]
     with pytest.raises(RuntimeError, match="needs the tasks and input layout"):
         MultiTaskNet().load_params(f_params=str(tmp_path / "missing.pt"))
+
+
+def test_iterator_train_shuffle_false_keeps_the_row_order(data):
+    X, Y = data
+    orders = []
+
+    class Spy(skorch.callbacks.Callback):
+        def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+            if training:
+                (xb, _), _ = batch
+                orders.append(xb["X"][:, 0].clone())
+
+    MultiTaskNet(max_epochs=2, random_state=0, batch_size=50, early_stopping=False,
+                 iterator_train__shuffle=False, callbacks=[Spy()],
+                 input_scaling=None).fit(X, Y)
+    first, second = torch.cat(orders[:4]), torch.cat(orders[4:])
+    np.testing.assert_allclose(first.numpy(), X[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(second.numpy(), X[:, 0], rtol=1e-6)
