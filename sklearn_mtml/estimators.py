@@ -187,8 +187,9 @@ class MultiTaskNet(NeuralNet):
 
     It is a skorch :class:`~skorch.NeuralNet`: ``module__*``, ``optimizer__*``,
     ``callbacks__*`` and ``weighting__*`` parameters are routed as in skorch, and skorch's
-    callbacks (``EarlyStopping``, ``Checkpoint``, ``LRScheduler``, ``ProgressBar``,
-    ``GradientNormClipping``) work.
+    callbacks (``EarlyStopping``, ``Checkpoint``, ``LRScheduler``, ``EpochScoring``,
+    ``GradientNormClipping``) work; for a progress bar use
+    :class:`sklearn_mtml.callbacks.ProgressBar`, which reads the automatic batch size.
 
     Parameters
     ----------
@@ -208,8 +209,13 @@ class MultiTaskNet(NeuralNet):
         How tasks share the network; see :data:`sklearn_mtml.nn.ARCHITECTURES`. Its sizes are
         ``module__`` parameters (``module__hidden_sizes``, ``module__tower_sizes``,
         ``module__dropout``, ``module__activation``, ...).
-    fusion : {"auto", "concat", "attention", "gated", "late"}, default="auto"
-        How the blocks of a multi-block ``X`` are fused (ignored for a single block).
+    fusion : {"auto", "concat", "attention", "gated", "late"} or nn.Module subclass, \
+            default="auto"
+        How the blocks of a multi-block ``X`` are fused (ignored for a single block); a class
+        follows the contract of :mod:`sklearn_mtml.nn.fusion`, and ``module__fusion_params``
+        are its keyword arguments. Each block's encoder is chosen from its shape (token-id
+        blocks: an embedding encoder) and overridden with ``module__encoders`` (a name, a
+        class or any ``nn.Module`` instance) and ``module__encoder_params``.
         ``"auto"`` is late fusion with deep supervision and modality dropout: every modality
         keeps its own towers and heads, trained on every task on their own as well as
         jointly (``module__block_loss_weight``, ``module__modality_dropout``), so that the
