@@ -7,7 +7,12 @@ from .fusion import ModalityFusion
 from .late_fusion import LateFusionClassifier, LateFusionRegressor
 from .metrics import delta_p, task_scorer, task_scorers
 from .nn.pretrained import PretrainedEncoder
-from .plotting import plot_history
+from .plotting import (
+    plot_confusion_matrices,
+    plot_history,
+    plot_modality_weights,
+    plot_task_attention,
+)
 from .tasks import TaskInferenceWarning
 from .weighting import WEIGHTINGS, Weighting
 
@@ -28,7 +33,10 @@ __all__ = [
     "Weighting",
     "__version__",
     "delta_p",
+    "plot_confusion_matrices",
     "plot_history",
+    "plot_modality_weights",
+    "plot_task_attention",
     "task_scorer",
     "task_scorers",
 ]

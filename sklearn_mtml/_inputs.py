@@ -301,9 +301,10 @@ def check_array_input(X: object) -> None:
         )
     if arr.ndim == 1:
         raise ValueError(
-            f"X is 1-D (shape {arr.shape}); MultiTaskNet expects one row per sample: "
-            "reshape a single feature with X.reshape(-1, 1) (texts: TextFeatures; one audio "
-            "or image file path per row: AudioFeatures / ImageFeatures)."
+            f"X is 1-D (shape {arr.shape}); MultiTaskNet expects one row per sample. "
+            "Reshape your data with X.reshape(-1, 1) for a single feature (texts: "
+            "TextFeatures; one audio or image file path per row: AudioFeatures / "
+            "ImageFeatures)."
         )
     if arr.ndim > 4:
         raise ValueError(

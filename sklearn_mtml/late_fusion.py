@@ -43,7 +43,7 @@ from sklearn.base import (
 from sklearn.exceptions import DataConversionWarning
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import accuracy_score, log_loss
-from sklearn.model_selection import check_cv, cross_val_predict
+from sklearn.model_selection import KFold, check_cv, cross_val_predict
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils._tags import get_tags
 from sklearn.utils.multiclass import check_classification_targets
@@ -172,6 +172,18 @@ class _BaseLateFusion(MetaEstimatorMixin, BaseEstimator):
             return y.ravel()
         return y
 
+    def _oof_splitter(self, y: np.ndarray) -> Any:
+        """The splits of the out-of-fold predictions for ``y``.
+
+        An integer ``cv`` gives scikit-learn's splitter, except that plain ``KFold`` (what a
+        multi-task or regression ``y`` gets) is shuffled with a fixed seed: rows stored in
+        label order would otherwise leave whole classes out of every training fold.
+        """
+        splitter = check_cv(self.cv, y, classifier=is_classifier(self))
+        if isinstance(self.cv, Integral) and type(splitter) is KFold:
+            splitter = KFold(splitter.n_splits, shuffle=True, random_state=0)
+        return splitter
+
     def _check_estimator_names(self, names: list[str]) -> None:
         if not isinstance(self.estimator, Mapping):
             return
@@ -241,7 +253,7 @@ class _BaseLateFusion(MetaEstimatorMixin, BaseEstimator):
             if rows.size == 0:
                 raise ValueError(f"Block {name!r} is absent in every row; it cannot be fitted.")
             y_rows = y_fit[rows]
-            cv = check_cv(self.cv, y_rows, classifier=is_classifier(self)) if method else None
+            cv = self._oof_splitter(y_rows) if method else None
             jobs.append(delayed(_fit_one)(self._estimator_for(name), block[rows], y_rows, cv,
                                           method))
         results = Parallel(n_jobs=self.n_jobs)(jobs)
@@ -361,7 +373,8 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
         ``LogisticRegression()``.
     cv : int, cross-validation generator or iterable, default=5
         Splits of the out-of-fold predictions (``"weighted"``, ``"stack"``), as in
-        ``cross_val_predict`` (stratified for a 1-D ``y``).
+        ``cross_val_predict`` (stratified for a 1-D ``y``); where that gives a plain
+        ``KFold`` (several tasks, regression), an integer means a shuffled one (fixed seed).
     n_jobs : int or None, default=None
         Modalities fitted in parallel (joblib).
 
@@ -464,7 +477,11 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
                 for t, p in enumerate(oof)]
 
     def _loss(self, t: int, y: np.ndarray, pred: np.ndarray) -> float:
-        return float(log_loss(y, np.clip(pred, 1e-15, 1), labels=self._classes[t]))
+        # float32 probabilities (from float32 features) sum to 1 only to float32 precision:
+        # renormalise, or log_loss warns that they "do not sum to one" once upcast
+        pred = np.clip(pred, 1e-15, 1)
+        pred = pred / pred.sum(axis=1, keepdims=True)
+        return float(log_loss(y, pred, labels=self._classes[t]))
 
     def _default_final(self) -> Any:
         return LogisticRegression()
@@ -549,7 +566,9 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
         ``combine="stack"``: fitted per task on the out-of-fold predictions; None is
         ``RidgeCV()``.
     cv : int, cross-validation generator or iterable, default=5
-        Splits of the out-of-fold predictions (``"weighted"``, ``"stack"``).
+        Splits of the out-of-fold predictions (``"weighted"``, ``"stack"``); an integer means
+        a shuffled ``KFold`` (fixed seed), so that rows stored in target order still give
+        representative folds.
     n_jobs : int or None, default=None
         Modalities fitted in parallel (joblib).
 

@@ -95,6 +95,7 @@ def test_block_scaler_keeps_padding_frames_at_zero():
     assert torch.all(out[0, 1:] == 0)
 
 
+@pytest.mark.slow
 def test_predictions_do_not_depend_on_the_input_units():
     rng = np.random.RandomState(0)
     X = rng.randn(300, 4).astype(np.float32)
@@ -255,6 +256,7 @@ def test_wide_heads_shapes_gain_and_masking():
     torch.testing.assert_close(out[0][:, 0], wide.gain * torch.tensor([6.0, 4.0]))
 
 
+@pytest.mark.slow
 def test_the_net_matches_ridge_on_a_small_linear_problem():
     rng = np.random.RandomState(0)
     X = rng.randn(240, 10).astype(np.float32) * rng.uniform(0.1, 100, 10).astype(np.float32)
@@ -270,6 +272,7 @@ def test_the_net_matches_ridge_on_a_small_linear_problem():
     assert no_wide.module_.wide is None
 
 
+@pytest.mark.slow
 def test_breast_cancer_default_is_close_to_logistic_regression():
     from sklearn.datasets import load_breast_cancer
 
@@ -300,6 +303,7 @@ def test_regression_predictions_are_bounded_by_the_training_range():
         MultiTaskNet(regression_bounds=-1).fit(X, y)
 
 
+@pytest.mark.slow
 def test_huber_loss_resists_outlying_labels():
     rng = np.random.RandomState(0)
     X = rng.randn(600, 3).astype(np.float32)
@@ -438,6 +442,7 @@ def test_repr_shows_the_parameters_that_differ_from_their_defaults():
 # ------------------------------------------------------------------------------------------
 # sample weights
 # ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_sample_weight_zero_removes_rows_from_the_loss():
     rng = np.random.RandomState(0)
     X = rng.randn(600, 4).astype(np.float32)
@@ -536,7 +541,7 @@ def test_block_scaler_gives_the_same_values_with_and_without_autograd():
     ([["a", "b"]] * 20, "X holds strings \\(e.g. 'a'\\).*TextFeatures"),
     (np.array(["x.png"] * 20), "X holds image file paths: encode it with ImageFeatures"),
     (np.zeros((20, 1, 2, 3, 4)), "X has 5 axes .*4-D \\(n, C, H, W\\) images"),
-    (np.arange(20.0), "X is 1-D .*reshape a single feature"),
+    (np.arange(20.0), "X is 1-D .*Reshape your data with X.reshape"),
     ([np.zeros(3), np.zeros(2)] * 10, "X holds an array per row, e.g. a waveform"),
 ])
 def test_first_mistakes_with_arrays_get_errors_that_teach(X, message):

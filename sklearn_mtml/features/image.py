@@ -248,9 +248,9 @@ class ImageFeatures(ModalityTransformer):
         ``"grey"`` or ``"rgb"``.
     n_channels_ : int
         1 or 3.
-    mean_ : ndarray of shape (n_channels_,)
+    mean_ : ndarray of shape (n_channels,)
         Per-channel mean (``normalize="standard"`` only).
-    scale_ : ndarray of shape (n_channels_,)
+    scale_ : ndarray of shape (n_channels,)
         Per-channel standard deviation, 1 where it is 0 (``normalize="standard"`` only).
     full_scale_ : float
         Divisor of the images whose dtype is not uint8 or uint16 (see ``full_scale``; 1.0
