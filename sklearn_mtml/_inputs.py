@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import narwhals.stable.v2 as nw
 import numpy as np
@@ -52,19 +53,22 @@ def prefix_groups(feature_names: np.ndarray | None) -> dict[str, np.ndarray] | N
     prefixes = [str(n).split("__", 1)[0] if "__" in str(n) else None for n in feature_names]
     if any(p is None for p in prefixes) or len(set(prefixes)) < 2:
         return None
-    order = list(dict.fromkeys(prefixes))
+    order = [p for p in dict.fromkeys(prefixes) if p is not None]  # none is (checked above)
     arr = np.asarray(prefixes)
     return {p: np.flatnonzero(arr == p) for p in order}
 
 
-def split_blocks(X: object) -> tuple[dict[str, object], dict[str, np.ndarray] | None]:
-    """Return ``(blocks, masks)`` of a block input (``masks`` is ``None`` for a plain dict)."""
+def split_blocks(X: Any) -> tuple[dict[str, object], dict[str, np.ndarray] | None]:
+    """Return ``(blocks, masks)`` of a block input: a dict or ``ModalityBlocks``.
+
+    ``masks`` is ``None`` for a plain dict.
+    """
     if isinstance(X, Mapping):
         return dict(X), None
     return dict(X.blocks), {k: np.asarray(v, dtype=bool) for k, v in X.masks.items()}
 
 
-def _as_float_block(name: str, value: object) -> np.ndarray:
+def _as_float_block(name: str, value: Any) -> np.ndarray:
     if sp.issparse(value):
         value = value.toarray()
     if hasattr(value, "to_numpy"):
@@ -200,7 +204,7 @@ _AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 
-def _advice_for(name: str, item: object) -> str:
+def _advice_for(name: str, item: Any) -> str:
     """How to encode a column whose first present cell is ``item``."""
     if isinstance(item, str):
         lower = item.lower()

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+_C = TypeVar("_C", bound=type)
 
 __all__ = ["build", "registrar"]
 
 
-def registrar(registry: dict[str, type]) -> Callable[[str], Callable[[type], type]]:
+def registrar(registry: dict[str, Any]) -> Callable[[str], Callable[[_C], _C]]:
     """Return a ``register(name)`` class decorator that adds classes to ``registry``."""
 
-    def register(name: str) -> Callable[[type], type]:
-        def decorator(cls: type) -> type:
+    def register(name: str) -> Callable[[_C], _C]:
+        def decorator(cls: _C) -> _C:
             registry[name] = cls
-            cls.registry_name = name
+            cls.registry_name = name  # type: ignore[attr-defined]  # registered bases declare it
             return cls
 
         return decorator
@@ -64,7 +66,7 @@ def build(registry: dict[str, type], base: type, value: Any, *args: Any, what: s
         cls = value
     else:
         raise TypeError(f"{what} must be a name or a {base.__name__} subclass, got {value!r}.")
-    signature = inspect.signature(cls.__init__)
+    signature = inspect.signature(cls.__init__)  # type: ignore[misc]  # cls is a class
     takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
     accepted = [name for name, p in list(signature.parameters.items())[1 + len(args):]
                 if p.kind is not p.VAR_KEYWORD]

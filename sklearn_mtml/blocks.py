@@ -50,7 +50,7 @@ def flat_feature_names(names: Any, row_shape: tuple[int, ...]) -> np.ndarray:
         if len(row_shape) > 1 and len(names) == row_shape[-1]:
             lead = row_shape[:-1]
             letters = "t" if len(lead) == 1 else "ijklmn"
-            out = []
+            out: list[str] = []
             for idx in np.ndindex(*lead):
                 suffix = "_".join(f"{letters[k] if len(lead) > 1 else 't'}{i}"
                                   for k, i in enumerate(idx))
@@ -176,6 +176,11 @@ class ModalityBlocks:
     >>> Xb.concat().shape
     (4, 8)
     """
+
+    blocks: dict[str, Any]  # ndarray or sparse matrix
+    masks: dict[str, np.ndarray]
+    feature_names: dict[str, np.ndarray] | None
+    vocab_sizes: dict[str, int]
 
     def __init__(
         self,
@@ -423,7 +428,7 @@ class ModalityBlocks:
                 return False
         return True
 
-    __hash__ = None  # mutable container
+    __hash__ = None  # type: ignore[assignment]  # mutable container: unhashable
 
     # ------------------------------------------------------------------ conversions
     @property
@@ -467,7 +472,7 @@ class ModalityBlocks:
         -------
         ndarray of str objects
         """
-        names = []
+        names: list[str] = []
         for name, block in self.blocks.items():
             given = (self.feature_names or {}).get(name)
             names.extend(f"{name}__{f}" for f in flat_feature_names(given, _row_shape(block)))

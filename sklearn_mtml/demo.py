@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 
@@ -97,6 +98,7 @@ def av_digits_demo(max_epochs: int | str = "auto", seed: int = 0,
         results[name] = net.score_tasks(only(Bte, keep), Ymat[te])
         say(f"{time.perf_counter() - start:.1f} s, {len(net.history)} epochs", flush=True)
         fused = net
+    assert fused is not None  # the loop above ends with the fused network
     rng = np.random.RandomState(seed)
     for share in (0.5, 1.0):
         hidden = rng.rand(int(te.sum())) < share
@@ -188,8 +190,8 @@ def reviews_demo(max_epochs: int | str = "auto", seed: int = 0, progress: bool =
                             RidgeCV() if regression else LogisticRegression(max_iter=2000))):
             results[row][name] = model.fit(Xtr[m_tr], y_tr).score(Xte[m_te], y_te)
 
-    common = {"max_epochs": max_epochs, "random_state": seed,  # the defaults otherwise
-              "callbacks": _progress(progress)}
+    common: dict[str, Any] = {  # the defaults otherwise
+        "max_epochs": max_epochs, "random_state": seed, "callbacks": _progress(progress)}
     single = {}
     for j, name in enumerate(names):
         print(f"  fitting a single-task network for {name} ...", flush=True)

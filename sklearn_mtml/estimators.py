@@ -16,7 +16,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import joblib
 import numpy as np
@@ -56,7 +56,7 @@ from .callbacks import CompactPrintLog
 from .nn.encoders import reads_tokens
 from .nn.model import MultiTaskModule
 from .nn.scaling import SCALINGS, block_statistics
-from .tasks import Task, is_missing, make_task
+from .tasks import Task, _ClassificationTask, is_missing, make_task
 from .weighting import make_weighting
 
 __all__ = ["MultiTaskLoss", "MultiTaskNet"]
@@ -344,17 +344,18 @@ class MultiTaskNet(NeuralNet):
     # Class-level defaults, so that ``__init__`` sets nothing but parameters.
     initialized_ = False
     history_ = None
-    virtual_params_ = MappingProxyType({})
+    virtual_params_: Mapping[str, Any] = MappingProxyType({})
     # Predictions never go through skorch's forward_iter, so scoring callbacks compute them
     # with net.predict on the rows (see RowSubset) instead of caching batch outputs.
     use_caching = False
+    _modules: list[str]  # set by skorch: names of the registered module attributes
     prefixes_ = [*NeuralNet.prefixes_, "weighting"]
     # weighting_ may hold CUDA tensors: pickle it with skorch's device-independent mechanism.
     cuda_dependent_attributes_ = [*NeuralNet.cuda_dependent_attributes_, "weighting_"]
 
     def __init__(
         self,
-        tasks: Mapping[str, str] | Sequence[str] | None = None,
+        tasks: Mapping[str, str | None] | Sequence[str | None] | None = None,
         *,
         architecture: str = "shared_bottom",
         fusion: str = "auto",
@@ -406,7 +407,7 @@ class MultiTaskNet(NeuralNet):
         self.compile = compile
         self.torch_load_kwargs = torch_load_kwargs
         self._params_to_validate = set(kwargs)
-        vars(self).update(kwargs)
+        self.__dict__.update(kwargs)
 
     # ------------------------------------------------------------------------------------
     # scikit-learn plumbing
@@ -985,7 +986,7 @@ ModalityBlocks
             order = check_random_state(self._fit_seed).permutation(n)
             return np.sort(order[n_valid:]), np.sort(order[:n_valid])
         if isinstance(split, numbers.Real) and not isinstance(split, bool):
-            split = ValidSplit(split if split < 1 else int(split), stratified=False,
+            split = ValidSplit(split if split < 1 else int(cast(float, split)), stratified=False,
                                random_state=0)
         if not callable(split):
             raise TypeError(f"train_split must be None, a number or a callable, got {split!r}.")
@@ -1054,7 +1055,7 @@ ModalityBlocks
                     self.notify("on_epoch_begin", **epoch_kwargs)
                     self._train_epoch(tensors, train_t)
                     self._check_finite_loss(epoch)
-                    if validates:
+                    if validates and valid_t is not None:
                         self._valid_epoch(tensors, valid_t)
                     self.notify("on_epoch_end", **epoch_kwargs)
                     if stopper is not None and stopper.update(
@@ -1430,8 +1431,8 @@ ModalityBlocks
             (regression tasks are skipped), columns ordered as ``classes_``.
         """
         outputs = self.forward_outputs(X)
-        probas = [task.predict_proba(out) for task, out in zip(self.tasks_.values(), outputs)
-                  if task.is_classification]
+        probas = [cast(_ClassificationTask, task).predict_proba(out)
+                  for task, out in zip(self.tasks_.values(), outputs) if task.is_classification]
         return probas[0] if self._y_1d else probas
 
     def score_tasks(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:

@@ -97,7 +97,7 @@ def _absent_rows(part: Any, n: int) -> np.ndarray:
     na = np.asarray(na, dtype=bool)
     if na.ndim == 1:
         return na
-    return na.reshape(n, -1).all(axis=1)
+    return np.asarray(na.reshape(n, -1).all(axis=1))
 
 
 def _no_signal_rows(trans: Any, part: Any, n: int, name: str) -> np.ndarray:
@@ -130,7 +130,7 @@ def _as_list(columns: Any) -> list:
     return [columns] if isinstance(columns, str) else list(columns)
 
 
-class ModalityFusion(ColumnTransformer, auto_wrap_output_keys=None):
+class ModalityFusion(ColumnTransformer, auto_wrap_output_keys=None):  # type: ignore[call-arg]
     """Apply one transformer per modality and return per-modality blocks or one matrix.
 
     Built like :class:`~sklearn.compose.ColumnTransformer` (it is one: see Notes) over a

@@ -270,7 +270,7 @@ def plot_history(
             else:
                 key = _metric_key(net, history, name)
                 metric = None if key is None else _column(history, key)
-                if metric is not None:
+                if key is not None and metric is not None:
                     metric_name = key[len("valid_"):-len(name) - 1]
                     line, = axis.plot(epochs, metric, color=color,
                                       label=f"{name} ({metric_name})")
@@ -477,18 +477,19 @@ def plot_modality_weights(
             f"or 'late'/'auto'); this net uses fusion='concat', which has none.{hint}")
     weights = np.asarray(net.modality_weights(X), dtype=float)
     present = _presence(net, X)
+    incomplete = np.asarray(~present.all(1))  # rows missing a block
     plt = _pyplot("plot_modality_weights")
     colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
     if ax is None:
         if kind == "rows":
-            n_shown = len(_select_rows(rows, len(weights), n_rows, ~present.all(1)))
+            n_shown = len(_select_rows(rows, len(weights), n_rows, incomplete))
             size = (6.4, 1.6 + 0.24 * n_shown)
         else:
             size = (6.4, 4.2)
         fig, (ax,) = _new_figure(plt, 1, 1, size)
     fig = ax.figure
     if kind == "rows":
-        idx = _select_rows(rows, len(weights), n_rows, ~present.all(1))
+        idx = _select_rows(rows, len(weights), n_rows, incomplete)
         y = np.arange(len(idx))
         left = np.zeros(len(idx))
         for j, name in enumerate(names):

@@ -12,7 +12,7 @@ row still trains every other task.
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 import torch
@@ -552,7 +552,7 @@ TASK_KINDS: dict[str, type[Task]] = {
 }
 
 
-def make_task(name: str, kind: str, values: np.ndarray, *, regression_loss: str = "squared",
+def make_task(name: str, kind: str | None, values: np.ndarray, *, regression_loss: str = "squared",
               regression_bounds: float | None = 0.25) -> Task:
     """Create and fit the task ``name`` of kind ``kind`` on its target column.
 
@@ -587,5 +587,6 @@ def make_task(name: str, kind: str, values: np.ndarray, *, regression_loss: str 
             f"Unknown kind {kind!r} for task {name!r}; expected one of {sorted(TASK_KINDS)}."
         )
     if kind == "regression":
-        return TASK_KINDS[kind](name, loss=regression_loss, bounds=regression_bounds).fit(values)
+        regression = cast("type[RegressionTask]", TASK_KINDS[kind])
+        return regression(name, loss=regression_loss, bounds=regression_bounds).fit(values)
     return TASK_KINDS[kind](name).fit(values)

@@ -283,7 +283,8 @@ def to_float_array(item: Any, row: int, name: str, what: str) -> np.ndarray:
     return arr
 
 
-class ModalityTransformer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class ModalityTransformer(TransformerMixin, BaseEstimator,  # type: ignore[call-arg]
+                          auto_wrap_output_keys=None):
     """Base class of the per-modality transformers.
 
     Subclasses implement ``fit``, ``_transform`` (which returns an ndarray or a sparse matrix),

@@ -55,7 +55,7 @@ class _Config:
     """Everything a worker needs to load one clip and compute its features."""
 
     features: tuple
-    sr: float | None
+    sr: float  # the resolved rate (sr_)
     n_fft: int
     hop_length: int
     n_mels: int
@@ -629,7 +629,7 @@ class AudioFeatures(ModalityTransformer):
                     "waveform whose rate is unknown; set sr to the waveforms' sample rate",
                     name=self._name,
                 )
-            rates = {}
+            rates: dict[float, int] = {}
             for i in files:
                 rates.setdefault(probes[i][0], i)
             if len(rates) > 1:
@@ -699,6 +699,7 @@ class AudioFeatures(ModalityTransformer):
             if s is not None and (is_path(s) or not self._silent(peak_amplitude(s)))
         ]
         output = "stats" if self.output == "stats" else "frames"
+        results: np.ndarray | list[np.ndarray]
         if self.backend == "librosa":
             jobs = _map(_clip_job, [(i, sources[i], cfg, output) for i in present], self.n_jobs)
             self._remember_peaks(sources, present, [peak for _, peak in jobs])

@@ -265,6 +265,7 @@ def batch_frame_features(
 
     out: dict[str, torch.Tensor] = {}
     if need_mel:
+        assert S_pow is not None  # computed above whenever a feature needs it
         mel_np = _mel_basis(sr, n_fft, n_mels, fmin, fmax)
         mel_fb = torch.as_tensor(mel_np, dtype=x.dtype, device=dev)
         logmel = power_to_db(torch.matmul(mel_fb, S_pow), mask, top_db=top_db)
@@ -278,12 +279,14 @@ def batch_frame_features(
             if "delta2" in feats:
                 out["delta2"] = delta(mfcc, n_frames, width=delta_width, order=2)
     if "chroma" in feats:
+        assert S_pow is not None
         fb = torch.as_tensor(_chroma_basis(sr, n_fft, n_chroma), dtype=x.dtype, device=dev)
         raw = torch.matmul(fb, S_pow)
         norm = raw.abs().amax(dim=1, keepdim=True)
         norm = torch.where(norm < _TINY32, torch.ones_like(norm), norm)
         out["chroma"] = raw / norm
     if need_mag:
+        assert S_mag is not None
         freq = torch.linspace(0, sr / 2, 1 + n_fft // 2, dtype=torch.float64, device=dev)
         if feats & {"centroid", "bandwidth"}:
             S64 = S_mag.double()
@@ -386,8 +389,8 @@ def extract(
             blocks, n_frames = batch_frame_features(xb, lb, **params)
             if output == "stats":
                 mask = _valid_mask(n_frames, blocks[0].shape[2])
-                pooled = torch.cat([masked_stats(b, mask, stats) for b in blocks], dim=1)
-                pooled = pooled.to(torch.float32).cpu().numpy()
+                pooled = torch.cat([masked_stats(b, mask, stats) for b in blocks],
+                                   dim=1).to(torch.float32).cpu().numpy()
                 for r, i in enumerate(idx):
                     results[i] = pooled[r]
             else:

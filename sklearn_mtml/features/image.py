@@ -32,7 +32,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 def _pair(value: Any, param: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, Integral) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, Integral) and v > 0 for v in pair):
+    if len(pair) != 2 or not all(isinstance(v, Integral) and int(v) > 0 for v in pair):
         raise ValueError(
             f"ImageFeatures: the {param!r} parameter must be a positive int or a pair of "
             f"positive ints (height, width), got {value!r}"
@@ -413,7 +413,7 @@ class ImageFeatures(ModalityTransformer):
                 f"low < high, got {self.hist_range!r}"
             )
 
-    def _prepare(self, images: list, color: str, size: tuple[int, int] | None) -> np.ndarray:
+    def _prepare(self, images: list, color: str, size: tuple[int, int]) -> np.ndarray:
         """Stack the present images as (n_present, C, H, W) at ``size``."""
         stack = []
         for i, img in enumerate(images):
@@ -468,8 +468,9 @@ class ImageFeatures(ModalityTransformer):
             color = "rgb" if any(img.shape[0] == 3 for img in present) else "grey"
         else:
             color = self.color
+        size: tuple[int, ...]  # (height, width)
         if self.size is None:
-            sizes = {}
+            sizes: dict[tuple[int, ...], int] = {}
             for i, img in enumerate(images):
                 if img is not None:
                     sizes.setdefault(img.shape[1:], i)
@@ -494,7 +495,7 @@ class ImageFeatures(ModalityTransformer):
         self.full_scale_ = full_scale
         self.color_ = color
         self.n_channels_ = 3 if color == "rgb" else 1
-        self.size_ = tuple(int(s) for s in size)
+        self.size_ = (int(size[0]), int(size[1]))
         if self.normalize == "standard":
             stack = self._prepare(images, color, self.size_)
             self.mean_ = stack.mean(axis=(0, 2, 3), dtype=np.float64).astype(np.float32)

@@ -192,8 +192,8 @@ class PretrainedTokenizer(ModalityTransformer):
         texts, rows, n = self._texts(X, drop_blank=True)
         out = np.zeros((n, self.max_length_), dtype=np.int64)
         for i, ids in zip(rows, self._encode(texts, self.max_length_)):
-            ids = np.asarray(ids[: self.max_length_], dtype=np.int64)
-            out[i, : len(ids)] = model_to_block_ids(ids, self.pad_token_id_)
+            row = np.asarray(ids[: self.max_length_], dtype=np.int64)
+            out[i, : len(row)] = model_to_block_ids(row, self.pad_token_id_)
         return out
 
     def _feature_names(self) -> list[str]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -154,12 +155,12 @@ class SharedBottom(MultiTaskArchitecture):
             in_features, hidden_sizes, activation=activation, dropout=dropout,
             batch_norm=batch_norm,
         )
-        width = self.trunk.out_features
+        width = _width(self.trunk)
         self.towers = nn.ModuleList(
             mlp(width, tower_sizes, activation=activation, dropout=dropout)
             for _ in range(n_tasks)
         )
-        self.out_features = [tower.out_features for tower in self.towers]
+        self.out_features = [_width(tower) for tower in self.towers]
 
     def forward(self, h, tokens=None, token_mask=None):  # noqa: D102
         z = self.trunk(h)
@@ -190,6 +191,11 @@ def _check_positive(name: str, value: int) -> int:
     return int(value)
 
 
+def _width(module: nn.Module) -> int:
+    """Output width of an :func:`~sklearn_mtml.nn.layers.mlp` (its ``out_features``)."""
+    return cast(int, module.out_features)
+
+
 def _towers(width: int, n_tasks: int, tower_sizes: Sequence[int], activation: str,
             dropout: float) -> nn.ModuleList:
     return nn.ModuleList(
@@ -199,10 +205,10 @@ def _towers(width: int, n_tasks: int, tower_sizes: Sequence[int], activation: st
 
 def _layer_group(layers: Sequence[nn.Module | None]) -> nn.Module | None:
     """Wrap several layers into one (unregistered) container whose parameters are theirs."""
-    layers = [layer for layer in layers if layer is not None]
-    if not layers:
+    present = [layer for layer in layers if layer is not None]
+    if not present:
         return None
-    return layers[0] if len(layers) == 1 else nn.ModuleList(layers)
+    return present[0] if len(present) == 1 else nn.ModuleList(present)
 
 
 class _Experts(nn.Module):
@@ -293,7 +299,7 @@ class MMoE(MultiTaskArchitecture):
         self.gates = nn.ModuleList(nn.Linear(in_features, n_experts) for _ in range(n_tasks))
         self.towers = _towers(self.experts.out_features, n_tasks, tower_sizes, activation,
                               dropout)
-        self.out_features = [tower.out_features for tower in self.towers]
+        self.out_features = [_width(tower) for tower in self.towers]
 
     def forward(self, h, tokens=None, token_mask=None):  # noqa: D102
         e = self.experts(h)
@@ -400,7 +406,7 @@ class PLE(MultiTaskArchitecture):
                     nn.Linear(width, n_tasks * n_task_experts + n_shared_experts))
             width = expert_sizes[-1]
         self.towers = _towers(width, n_tasks, tower_sizes, activation, dropout)
-        self.out_features = [tower.out_features for tower in self.towers]
+        self.out_features = [_width(tower) for tower in self.towers]
 
     def forward(self, h, tokens=None, token_mask=None):  # noqa: D102
         task_in = [h] * self.n_tasks
@@ -547,7 +553,7 @@ class CrossStitch(MultiTaskArchitecture):
         self.activation = make_activation(activation)
         self.dropout = nn.Dropout(float(dropout)) if dropout else nn.Identity()
         self.towers = _towers(hidden_sizes[-1], n_tasks, tower_sizes, activation, dropout)
-        self.out_features = [tower.out_features for tower in self.towers]
+        self.out_features = [_width(tower) for tower in self.towers]
 
     def forward(self, h, tokens=None, token_mask=None):  # noqa: D102
         x = h
@@ -665,7 +671,7 @@ class TaskAttention(MultiTaskArchitecture):
         self.norm = nn.LayerNorm(d_model)
         self.towers = _towers(self.n_queries * d_model, n_tasks, tower_sizes, activation,
                               dropout)
-        self.out_features = [tower.out_features for tower in self.towers]
+        self.out_features = [_width(tower) for tower in self.towers]
         self.store_attention = False
 
     def _tokens(self, h, tokens, token_mask):

@@ -458,7 +458,7 @@ def make_encoder(shape: Sequence[int], embed_dim: int | None,
                                           "encoder")
         raise ValueError(f"Block {block!r} holds {problem}, but the {label} {name!r} does not "
                          f"read them; {advice}.")
-    if tokens:
+    if vocab_size is not None:  # tokens
         params = {"vocab_size": int(vocab_size), **params}
     encoder = build(ENCODERS, nn.Module, kind, tuple(shape), embed_dim, what=label,
                     prefix="module__encoder_params", **params)

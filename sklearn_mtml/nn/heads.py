@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -131,5 +132,5 @@ class WideHeads(nn.Module):
         """Sum of the present blocks' contributions: one ``(n, k_t)`` tensor per task."""
         contributions = self._contributions(xs)
         m = mask.to(contributions[0].dtype)
-        total = sum(c * m[:, i:i + 1] for i, c in enumerate(contributions))
+        total = cast(torch.Tensor, sum(c * m[:, i:i + 1] for i, c in enumerate(contributions)))
         return list(torch.split(total, self.splits, dim=1))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from .._registry import build
-from .architectures import ARCHITECTURES, make_architecture
+from .architectures import ARCHITECTURES, MultiTaskArchitecture, make_architecture
 from .encoders import make_encoder
 from .fusion import FUSIONS
 from .heads import TaskHeads, WideHeads
@@ -96,6 +97,11 @@ class MultiTaskModule(nn.Module):
         Hyperparameters of the architecture (``hidden_sizes``, ``tower_sizes``, ...).
     """
 
+    modality_dropout: torch.Tensor  # a buffer
+    fusion: nn.Module | None  # None for late fusion, which has no `architecture`
+    architecture: MultiTaskArchitecture
+    heads: nn.Module  # TaskHeads, or a ModuleList of them for late fusion
+
     def __init__(
         self,
         block_shapes: Mapping[str, Sequence[int]],
@@ -109,7 +115,7 @@ class MultiTaskModule(nn.Module):
         vocab_sizes: Mapping[str, int] | None = None,
         modality_dropout: str | float | Mapping[str, float] = "auto",
         block_loss_weight: str | float = "auto",
-        input_stats: Mapping[str, tuple] | None = None,
+        input_stats: Mapping[str, tuple[Any, Any]] | None = None,
         input_clip: float | None = 3.0,
         wide: bool = True,
         **architecture_params,
@@ -134,6 +140,9 @@ class MultiTaskModule(nn.Module):
             block_loss_weight = AUTO_BLOCK_LOSS_WEIGHT if fusion == "late" and n_blocks > 1 \
                 else 0.0
         self.fusion_name = fusion if isinstance(fusion, str) else fusion.__name__
+        # "auto" is resolved above; another string fails the checks below
+        block_loss_weight = cast(float, block_loss_weight)
+        modality_dropout = cast("float | Mapping[str, float]", modality_dropout)
         if not (block_loss_weight >= 0 and float(block_loss_weight) < float("inf")):
             raise ValueError(f"block_loss_weight must be finite and >= 0, got "
                              f"{block_loss_weight!r}.")
@@ -190,12 +199,13 @@ class MultiTaskModule(nn.Module):
         if fusion == "late":
             self.fusion = None
             self.architectures = nn.ModuleList(
-                make_architecture(architecture, enc.out_features, n_tasks, None,
+                make_architecture(architecture, cast(int, enc.out_features), n_tasks, None,
                                   **architecture_params)
                 for enc in self.encoders.values()
             )
             self.heads = nn.ModuleList(
-                TaskHeads(arch.out_features, task_outputs) for arch in self.architectures)
+                TaskHeads(cast(list[int], arch.out_features), task_outputs)
+                for arch in self.architectures)
             self.late_logits = nn.Parameter(torch.zeros(n_tasks, n_blocks))
         else:
             widths = [enc.out_features for enc in self.encoders.values()]
@@ -205,7 +215,7 @@ class MultiTaskModule(nn.Module):
             else:
                 self.fusion = FUSIONS["concat"](widths)
             self.architecture = make_architecture(
-                architecture, self.fusion.out_features, n_tasks, self.token_dim,
+                architecture, cast(int, self.fusion.out_features), n_tasks, self.token_dim,
                 **architecture_params)
             self.heads = TaskHeads(self.architecture.out_features, task_outputs)
         self.wide = WideHeads([tuple(block_shapes[n]) for n in self.block_names],
@@ -245,7 +255,7 @@ class MultiTaskModule(nn.Module):
             params += list(self.architecture.shared_parameters())
         else:
             for arch in self.architectures:
-                params += list(arch.shared_parameters())
+                params += list(cast(MultiTaskArchitecture, arch).shared_parameters())
         return params
 
     def last_shared_layer(self) -> nn.Module | None:

@@ -438,6 +438,9 @@ class PretrainedModule(nn.Module):
                 raise ValueError(f"pooling='pooler', but {type(self.backbone).__name__} "
                                  "returns no pooler_output; use pooling='mean'.")
             z = pooled.flatten(1)
+        elif hidden is None:  # only a pooler_output
+            raise ValueError(f"pooling={self.pooling!r}, but {type(self.backbone).__name__} "
+                             "returns no hidden states; use pooling='pooler'.")
         elif self.pooling == "cls":
             if hidden.dim() != 3:
                 raise ValueError("pooling='cls' needs a sequence of hidden states (a "

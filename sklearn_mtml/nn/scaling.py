@@ -117,6 +117,9 @@ class BlockScaler(nn.Module):
         leaves it linear.
     """
 
+    center: torch.Tensor  # buffers
+    scale: torch.Tensor
+
     def __init__(self, center, scale, ndim: int, clip: float | None = 3.0):
         super().__init__()
         center = torch.as_tensor(np.asarray(center, dtype=np.float32))
