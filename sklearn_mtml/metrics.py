@@ -97,7 +97,7 @@ def delta_p(
         raise ValueError(f"scores and baseline must be finite, got {m.tolist()} and "
                          f"{b.tolist()}.")
     if (b == 0).any():
-        bad = [names[i] if names else i for i in np.flatnonzero(b == 0)]
+        bad = [names[i] if names else int(i) for i in np.flatnonzero(b == 0)]
         raise ValueError(f"baseline score is 0 for tasks {bad}: the relative gain is undefined.")
     return float(np.mean(sign * (m - b) / np.abs(b)) * 100.0)
 

@@ -64,6 +64,7 @@ class Weighting(nn.Module):
     """
 
     registry_name: ClassVar[str] = ""
+    base_weights: torch.Tensor  # buffers (nn.Module.__getattr__ returns Tensor | Module)
 
     def __init__(self, base_weights: Sequence[float], task_kinds: Sequence[str]):
         super().__init__()
@@ -157,6 +158,8 @@ class UncertaintyWeighting(Weighting):
     which pulls them slightly toward zero.
     """
 
+    factors: torch.Tensor
+
     def __init__(self, base_weights: Sequence[float], task_kinds: Sequence[str], *,
                  init_log_var: float = 0.0):
         super().__init__(base_weights, task_kinds)
@@ -196,6 +199,10 @@ class DynamicWeightAverage(Weighting):
     temperature : float, default=2.0
         Softmax temperature ``τ`` (larger: weights closer to uniform).
     """
+
+    loss_history: torch.Tensor
+    n_epochs: torch.Tensor
+    lambdas: torch.Tensor
 
     def __init__(self, base_weights: Sequence[float], task_kinds: Sequence[str], *,
                  temperature: float = 2.0):
@@ -263,6 +270,12 @@ class GradNorm(Weighting):
         ``L_t(0)`` (``NaN`` until the task was seen).
     """
 
+    weights: torch.Tensor
+    initial_losses: torch.Tensor
+    _exp_avg: torch.Tensor
+    _exp_avg_sq: torch.Tensor
+    _steps: torch.Tensor
+
     def __init__(self, base_weights: Sequence[float], task_kinds: Sequence[str], *,
                  alpha: float = 1.5, lr_weights: float = 0.025):
         super().__init__(base_weights, task_kinds)
@@ -317,7 +330,9 @@ class GradNorm(Weighting):
         with torch.enable_grad():
             w = self.weights.clone().requires_grad_(True)
             g = self.base_weights * w * grad_norms  # G_t
-            ratio = losses / self.initial_losses.clamp_min(1e-12)
+            # a task never seen yet has no L_t(0) (NaN): keep it out of the mean, not NaN·0
+            ratio = torch.where(present, losses / self.initial_losses.clamp_min(1e-12),
+                                torch.zeros_like(losses))
             p = present.to(g.dtype)
             rate = ratio / ((ratio * p).sum() / p.sum()).clamp_min(1e-12)
             target = ((g * p).sum() / p.sum() * rate.pow(self.alpha)).detach()
@@ -443,6 +458,8 @@ class RandomLossWeighting(Weighting):
     task_kinds : sequence of str
         Kind of each task.
     """
+
+    lambdas: torch.Tensor
 
     def __init__(self, base_weights: Sequence[float], task_kinds: Sequence[str]):
         super().__init__(base_weights, task_kinds)

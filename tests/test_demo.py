@@ -26,6 +26,7 @@ def av_results():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.slow
 def test_av_digits_fusion_beats_each_modality(av_results, seed):
     r = av_results[seed]
     image, audio, fused = r["image only"], r["audio only"], r["fused (image + audio)"]
@@ -45,6 +46,7 @@ def test_av_digits_fusion_beats_each_modality(av_results, seed):
     assert r["fused, 50% of test audio muted"] == half
 
 
+@pytest.mark.slow
 def test_av_digits_demo_is_the_same_at_one_and_two_threads(av_results, capsys):
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -57,6 +59,7 @@ def test_av_digits_demo_is_the_same_at_one_and_two_threads(av_results, capsys):
     assert "Audio-visual digits" in out and "What to look for" in out
 
 
+@pytest.mark.slow
 def test_reviews_demo_runs(capsys):
     results = reviews_demo(max_epochs=3)
     assert set(results) == {"majority / mean", "logistic / ridge regression",

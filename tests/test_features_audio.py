@@ -9,7 +9,6 @@ import soundfile as sf
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_mtml.features import AudioFeatures
 
@@ -49,27 +48,7 @@ def _rng_clips(lengths, seed=0):
 
 # ----------------------------------------------------------------------------- sklearn checks
 
-EXPECTED_FAILED = {
-    "check_n_features_in": (
-        "a 2-D array holds one waveform per row: its width is a clip length, not a number "
-        "of features, so n_features_in_ is not set"
-    ),
-    "check_n_features_in_after_fitting": (
-        "clips of any length are valid at transform; there is no feature count to check"
-    ),
-    "check_transformer_general": (
-        "it transforms waveforms of another length than those seen at fit, which is "
-        "correct for audio; the check expects an error"
-    ),
-}
-
-
-@parametrize_with_checks(
-    [AudioFeatures(sr=8000), AudioFeatures(sr=8000, output="sequence")],
-    expected_failed_checks=lambda est: EXPECTED_FAILED,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+# scikit-learn's common checks run in test_common.py, with their expected failures.
 
 
 # ----------------------------------------------------------------------------- real data
@@ -242,6 +221,7 @@ def test_pickle_roundtrip(tmp_path):
         assert pickle.loads(pickle.dumps(est)).sr_ == 8000.0
 
 
+@pytest.mark.slow
 def test_n_jobs_same_result(clips20):
     a = AudioFeatures(sr=8000).fit(clips20[:6]).transform(clips20[:6])
     b = AudioFeatures(sr=8000, n_jobs=2).fit(clips20[:6]).transform(clips20[:6])

@@ -8,48 +8,18 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_mtml.features import ImageFeatures
 from sklearn_mtml.features.image import hog
 
 # ----------------------------------------------------------------------------- sklearn checks
 
-_NOT_SQUARE = (
-    "the check's X has 2, 3, 5 or 10 columns; a 2-D numeric array is read as flattened "
-    "square grey images (n, H*H), so a non-square width is rejected by design (the same "
-    "behaviour is tested on real images in this file)"
-)
-EXPECTED_FAILED = {
-    name: _NOT_SQUARE
-    for name in [
-        "check_fit_score_takes_y", "check_estimators_overwrite_params",
-        "check_dont_overwrite_parameters", "check_estimators_fit_returns_self",
-        "check_readonly_memmap_input", "check_estimators_dtypes", "check_dtype_object",
-        "check_pipeline_consistency", "check_estimators_nan_inf", "check_estimators_pickle",
-        "check_f_contiguous_array_estimator", "check_transformer_data_not_an_array",
-        "check_transformer_general", "check_methods_sample_order_invariance",
-        "check_methods_subset_invariance", "check_fit2d_1sample", "check_dict_unchanged",
-        "check_fit_idempotent", "check_fit_check_is_fitted", "check_fit2d_predict1d",
-    ]
-}
-EXPECTED_FAILED["check_n_features_in"] = (
-    "the input is one column of images, not a feature matrix: n_features_in_ is not set"
-)
-EXPECTED_FAILED["check_n_features_in_after_fitting"] = EXPECTED_FAILED["check_n_features_in"]
-
-
-@parametrize_with_checks(
-    [ImageFeatures(), ImageFeatures(output="hog", size=16)],
-    expected_failed_checks=lambda est: EXPECTED_FAILED,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+# scikit-learn's common checks run in test_common.py, with their expected failures.
 
 
 @pytest.mark.parametrize("output", ["pixels", "tensor", "hog", "histogram"])
 def test_estimator_contract_on_images(output):
-    # what the common checks above cannot run with non-square data, on real-looking images
+    # what the common checks (test_common.py) cannot run with non-square data, on real images
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, size=(12, 16, 16), dtype=np.uint8)
     est = ImageFeatures(output=output, normalize="standard")

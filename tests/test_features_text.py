@@ -9,46 +9,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_mtml.features import TextFeatures
 
 # ----------------------------------------------------------------------------- sklearn checks
 
-_NUMERIC = (
-    "the check passes a numeric X with several columns (or numbers in one column); "
-    "TextFeatures takes one column of strings and rejects numbers by design (the same "
-    "behaviour is tested on real texts in this file)"
-)
-EXPECTED_FAILED = {
-    name: _NUMERIC
-    for name in [
-        "check_fit_score_takes_y", "check_estimators_overwrite_params",
-        "check_dont_overwrite_parameters", "check_estimators_fit_returns_self",
-        "check_readonly_memmap_input", "check_positive_only_tag_during_fit",
-        "check_estimators_dtypes", "check_dtype_object", "check_pipeline_consistency",
-        "check_estimators_pickle", "check_f_contiguous_array_estimator",
-        "check_transformer_data_not_an_array", "check_transformer_general",
-        "check_methods_sample_order_invariance", "check_methods_subset_invariance",
-        "check_fit2d_1sample", "check_fit2d_1feature", "check_dict_unchanged",
-        "check_fit_idempotent", "check_fit_check_is_fitted", "check_fit2d_predict1d",
-    ]
-}
-EXPECTED_FAILED["check_n_features_in"] = (
-    "the input is one column of texts, not a feature matrix: n_features_in_ is not set"
-)
-EXPECTED_FAILED["check_n_features_in_after_fitting"] = EXPECTED_FAILED["check_n_features_in"]
-EXPECTED_FAILED["check_fit1d"] = (
-    "a 1-D array is a valid column of texts; its numbers raise TypeError, not ValueError"
-)
-
-
-@parametrize_with_checks(
-    [TextFeatures(), TextFeatures(output="sequence")],
-    expected_failed_checks=lambda est: EXPECTED_FAILED,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+# scikit-learn's common checks run in test_common.py, with their expected failures.
 
 
 TEXTS = [

@@ -1,4 +1,4 @@
-"""ModalityFusion: blocks and concat outputs, masks, errors, sklearn integration, common checks."""
+"""ModalityFusion: blocks and concat outputs, masks, errors, sklearn integration."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_mtml.blocks import ModalityBlocks
 from sklearn_mtml.fusion import ModalityFusion
@@ -315,31 +314,4 @@ def test_with_sklearn_mtml_feature_transformers():
     assert frame.columns.tolist() == names.tolist()
 
 
-# ---------------------------------------------------------------------- common checks
-_BLOCKS_XFAIL = {
-    name: "output='blocks' returns a ModalityBlocks container, not an array: the check "
-          "compares or converts outputs as arrays (output='concat' passes it)"
-    for name in [
-        "check_pipeline_consistency", "check_estimators_pickle", "check_transformer_general",
-        "check_transformer_data_not_an_array", "check_transformer_preserve_dtypes",
-        "check_methods_sample_order_invariance", "check_methods_subset_invariance",
-        "check_fit_idempotent",
-    ]
-}
-
-
-def _expected_failures(estimator):
-    return _BLOCKS_XFAIL if estimator.output == "blocks" else {}
-
-
-@parametrize_with_checks(
-    [
-        ModalityFusion([("first", StandardScaler(), [0])], output="concat",
-                       remainder="passthrough"),
-        ModalityFusion([("first", StandardScaler(), [0])], output="blocks",
-                       remainder="passthrough"),
-    ],
-    expected_failed_checks=_expected_failures,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+# scikit-learn's common checks of ModalityFusion run in test_common.py.

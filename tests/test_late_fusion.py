@@ -228,6 +228,7 @@ def test_multitasknet_per_modality():
 # scikit-learn's common checks of the late-fusion estimators run in test_common.py.
 
 
+@pytest.mark.filterwarnings("ignore:Number of classes in training fold:RuntimeWarning")
 def test_out_of_fold_splits_are_shuffled_for_rows_sorted_by_label():
     # several tasks give a plain KFold; unshuffled, rows stored in label order leave whole
     # classes out of every training fold and the stacked combiner learns nothing useful

@@ -12,6 +12,9 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_mtml import MultiTaskNet
 
+#: every test here reads the real data sets of ../shared/data and trains on them
+pytestmark = pytest.mark.slow
+
 
 def _load_arff(path, n_targets):
     data, _ = arff.loadarff(path)

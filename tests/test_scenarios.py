@@ -51,6 +51,7 @@ def fusion(**kwargs):
     ], **kwargs)
 
 
+@pytest.mark.slow
 def test_design_scenario_pipeline_grid_search_joblib(av_table, tmp_path):
     X, Y, split = av_table
     tr, te = split == "train", split == "test"
@@ -81,6 +82,7 @@ def test_design_scenario_pipeline_grid_search_joblib(av_table, tmp_path):
     assert np.isfinite(model.score(X[te], Y[te]))
 
 
+@pytest.mark.slow
 def test_early_fusion_serves_any_sklearn_estimator(av_table):
     X, Y, split = av_table
     tr, te = split == "train", split == "test"
@@ -96,6 +98,7 @@ def test_early_fusion_serves_any_sklearn_estimator(av_table):
     assert names[0].startswith("image__") and any(n.startswith("audio__") for n in names)
 
 
+@pytest.mark.slow
 def test_network_alone_on_a_dict_of_arrays_and_single_modality(av_table):
     X, Y, split = av_table
     images = np.stack(X["image"]).astype(np.float32)[:, None] / 16.0
