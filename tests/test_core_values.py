@@ -1100,7 +1100,7 @@ def test_fusions_are_differentiable_and_finite_with_an_all_absent_row():
         assert all(torch.isfinite(p.grad).all() for p in fusion.parameters())
 
 
-@pytest.mark.parametrize("fusion", [*sorted(FUSIONS), "late"])
+@pytest.mark.parametrize("fusion", ["concat", "attention", "gated", "late"])
 def test_network_output_for_a_row_without_any_modality(fusion):
     from sklearn_mtml.nn import MultiTaskModule
 
