@@ -352,7 +352,11 @@ class _ClassificationTask(Task):
                 present = present.astype(self.classes_.dtype)
             except (TypeError, ValueError):
                 pass
-        idx = np.searchsorted(self.classes_, present)
+        try:
+            idx = np.searchsorted(self.classes_, present)
+        except TypeError:  # labels of another type than the classes, not even orderable
+            known = {c: i for i, c in enumerate(self.classes_.tolist())}
+            idx = np.array([known.get(v, 0) for v in present.tolist()], dtype=np.intp)
         idx = np.clip(idx, 0, self.classes_.size - 1)
         found = self.classes_[idx] == present
         if not np.all(found):

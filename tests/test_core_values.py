@@ -169,6 +169,19 @@ def test_mixed_type_labels():
     assert _silent(infer_task_kind, np.array([2**70, 1, 5], dtype=object)) == "multiclass"
 
 
+def test_classes_keep_the_labels_type():
+    # object columns of one plain type get that type's dtype; typed columns keep theirs
+    assert make_task("s", None, np.array(["b", "a", None], dtype=object)).classes_.dtype.kind \
+        == "U"
+    assert make_task("i", None, np.array([2, 0, None, 1], dtype=object)).classes_.dtype.kind \
+        == "i"
+    assert make_task("i", None, np.array([0, 1, 2] * 5, dtype=np.int32)).classes_.dtype \
+        == np.int32
+    assert make_task("b", None, np.array([True, False])).classes_.dtype == bool
+    mixed = make_task("m", "multiclass", np.array(["a", np.str_("b"), "c"], dtype=object))
+    assert mixed.classes_.dtype == object  # two types: kept as objects
+
+
 def test_object_labels_encode_against_typed_classes():
     task = make_task("t", "multiclass", np.array([10, 20, 30, 20]))
     assert task.classes_.dtype.kind == "i"
@@ -181,6 +194,17 @@ def test_object_labels_encode_against_typed_classes():
     with pytest.raises(ValueError, match=r"labels \['25'\] were not seen"):
         task.encode(np.array([10, 25]))  # between two classes
     assert task.score(np.array([10, None, 30], dtype=object), np.array([10, 20, 20])) == 0.5
+    with pytest.raises(ValueError, match=r"labels \['2.5'\] were not seen"):
+        task.encode(np.array([10.0, 2.5]))  # never truncated to a class
+    with pytest.raises(ValueError, match=r"labels \['a', 'b', 'c', 'd', 'e'\] were not seen"):
+        task.encode(np.array(list("fedcba"), dtype=object))  # the first five are named
+    with pytest.raises(ValueError, match=r"labels \['a'\] were not seen"):
+        task.encode(np.array([20, "a", 10], dtype=object))  # not orderable with the classes
+    words = make_task("w", None, np.array(["x", "y", "x"]))
+    # a label of another type is an unseen label, not a TypeError from sorting
+    with pytest.raises(ValueError, match=r"labels \['1'\] were not seen"):
+        words.encode(np.array(["y", 1], dtype=object))
+    assert words.encode(np.array(["y", None, "x"], dtype=object))[0].tolist() == [1.0, 0.0, 0.0]
 
 
 def test_classification_outputs_and_losses():
@@ -203,6 +227,9 @@ def test_classification_outputs_and_losses():
     e = np.exp([-2.0, -1.0, 0.0])
     np.testing.assert_allclose(multi.predict_proba(z), [e / e.sum(), [1 / 3] * 3])
     assert multi.decode(z).tolist() == [2, 0]
+    # logits 1000 apart: shifted by the row's maximum, exp never overflows
+    np.testing.assert_allclose(multi.predict_proba(np.array([[0.0, 1000.0, -5.0]])),
+                               [[0.0, 1.0, 0.0]], atol=1e-300)
     logits = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
     # cross-entropy: log Σ exp(z) - z_target
     expected = [math.log(math.exp(1) + math.exp(2) + math.exp(3)) - 1.0, math.log(3.0)]
@@ -231,6 +258,14 @@ def test_regression_standardisation_bounds_and_losses():
     assert mask.tolist() == [True, True, False]
     np.testing.assert_allclose(hub.decode(np.array([[0.0], [1.0], [-1000.0], [1000.0]])),
                                [2.0, 2.0 + 2.0 / 1.3489795, -50.0, 150.0])
+    # scales below 1 are kept (0 alone falls back): IQR 1 → 1/1.349, std 0.2, std 0.5
+    small = make_task("s", "regression", np.array([0.0, 0.5, 1.0, 1.5, 100.0]),
+                      regression_loss="huber")
+    assert small.scale_ == pytest.approx(1.0 / 1.3489795)
+    tight = make_task("t", "regression", np.array([0.0, 0.0, 0.0, 0.0, 0.5]),
+                      regression_loss="huber")
+    assert (tight.mean_, tight.scale_) == (0.0, pytest.approx(0.2))
+    assert make_task("h", "regression", np.array([1.0, 2.0])).scale_ == pytest.approx(0.5)
     # IQR 0 but spread: the standard deviation is the scale
     spiky = make_task("s", "regression", np.array([0.0, 0.0, 0.0, 0.0, 10.0]),
                       regression_loss="huber")
@@ -244,6 +279,7 @@ def test_regression_standardisation_bounds_and_losses():
     torch.testing.assert_close(sq.loss(out, target), torch.tensor([0.25, 9.0, 0.0]))
     # Huber × 2: quadratic (d²) within 1, linear (2|d| - 1) beyond
     torch.testing.assert_close(hub.loss(out, target), torch.tensor([0.25, 5.0, 0.0]))
+    assert (RegressionTask("r").bounds, RegressionTask("r").loss_name) == (0.25, "squared")
     for bad in (-0.1, np.inf, np.nan):
         with pytest.raises(ValueError, match="bounds must be None or a finite number >= 0"):
             RegressionTask("r", bounds=bad)
@@ -306,6 +342,13 @@ def test_make_task_routing_and_errors():
     (np.repeat(np.arange(11), 4), "regression", True),  # few rows
     (np.repeat(np.arange(11), 5).astype(float), "regression", True),  # float, no NaN
     (np.r_[np.repeat(np.arange(11), 5).astype(float), np.nan], "multiclass", True),
+    (np.repeat(np.r_[np.arange(1, 11), 22], 5), "multiclass", True),  # 22 - 1 + 1 = 2k
+    (np.repeat(np.r_[np.arange(1, 11), 23], 5), "regression", True),  # sparse
+    # object columns of whole floats are stored floats too; other kinds are quantities
+    (np.array([31.0, 32.0, 33.0, 34.0, 35.0, 36.0], dtype=object), "regression", True),
+    (np.array([31.0, 32.0, 33.0, 34.0, 35.0, np.nan], dtype=object), "multiclass", False),
+    (np.array([1 + 1j, 2 + 0j, 1 + 1j]), "regression", False),
+    (np.array(["2020-01-01", "2021-06-01"], dtype="datetime64[D]"), "regression", False),
 ])
 def test_inference_rule_boundaries(values, kind, warns):
     if warns:
@@ -478,6 +521,15 @@ def test_gradnorm_rates_with_initial_losses_below_one():
     step = 0.1 * (0.1 / 0.19) / math.sqrt(0.001 / 0.001999)
     assert step == pytest.approx(0.0744137, abs=1e-6)
     torch.testing.assert_close(gn.weights, torch.tensor([1.0 + step, 1.0 - step]))
+
+
+def test_gradnorm_adam_epsilon_matters_for_tiny_gradients():
+    # gradient norms (1e-8, 1): Ḡ ≈ 0.5, so the gradients are (-1e-8, +1); Adam's first step
+    # is lr · g / (|g| + ε): half a step for the tiny gradient, a full one for the other
+    model = _Controlled()
+    gn = GradNorm([1.0, 1.0], ["regression"] * 2, alpha=1.0, lr_weights=0.1)
+    gn.backward(model.losses([1e-8, 1.0], [1.0, 1.0]), torch.tensor([True, True]), model)
+    torch.testing.assert_close(gn.weights, torch.tensor([1.05, 0.9]) * 2 / 1.95)
 
 
 def test_gradnorm_clips_small_weights_and_renormalises():
@@ -656,6 +708,33 @@ def test_pcgrad_with_two_shared_parameters_and_accumulated_gradients():
     torch.testing.assert_close(model.head.grad, torch.tensor(2.0))
     torch.testing.assert_close(model.unused.grad, torch.zeros(2))
     assert out.item() == pytest.approx(1.0) and not out.requires_grad
+    # fewer than two tasks present: the plain gradient, and the objective is still returned
+    def fresh_losses():
+        return torch.stack([model.a @ torch.tensor([1.0, 0.0]) + 2 * model.b[0],
+                            model.a @ torch.tensor([-1.0, 1.0]) + model.head ** 2])
+
+    model.zero_grad()
+    out = pc.backward(fresh_losses() * torch.tensor([1.0, 0.0]), torch.tensor([True, False]),
+                      model)
+    assert out.item() == pytest.approx(0.0) and not out.requires_grad
+    torch.testing.assert_close(model.a.grad, torch.tensor([1.0, 0.0]))
+    model.zero_grad()
+    out = pc.backward(fresh_losses() * 0.0, torch.tensor([False, False]), model)
+    assert out.item() == 0.0
+    torch.testing.assert_close(model.a.grad, torch.zeros(2))
+
+    class _NoShared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([1.0, 2.0]))
+
+        def shared_parameters(self):
+            return iter([])
+
+    plain = _NoShared()
+    out = pc.backward(plain.w * torch.tensor([3.0, -1.0]), torch.tensor([True, True]), plain)
+    assert out.item() == pytest.approx(1.0)
+    torch.testing.assert_close(plain.w.grad, torch.tensor([3.0, -1.0]))
 
 
 # ==============================================================================================
@@ -905,6 +984,12 @@ def test_equality_repr_and_presence():
     assert Xb != ModalityBlocks({"a": other, "s": sp.csr_matrix(np.eye(2))},
                                 masks={"s": [True, False]})
     assert Xb.__eq__("x") is NotImplemented
+    assert (Xb == ModalityBlocks({"b": a.copy()})) is False
+    assert (Xb == ModalityBlocks({"a": a.copy(), "s": np.eye(2)}, masks={"s": [1, 0]})) is False
+    assert (Xb == ModalityBlocks({"a": other, "s": sp.csr_matrix(np.eye(2))},
+                                 masks={"s": [True, False]})) is False
+    assert (Xb == ModalityBlocks({"a": a.copy(), "s": sp.csr_matrix(np.eye(2))})) is False
+    assert (Xb == same) is True
     ints = ModalityBlocks({"i": np.array([[1], [2]])})
     assert ints == ModalityBlocks({"i": np.array([[1], [2]])})
     assert repr(Xb) == "ModalityBlocks(n_samples=2, {'a': (2,), 's': sparse (2,), 1 absent})"

@@ -69,6 +69,12 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "a zero gradient g_j has g_i·g_j = 0, which is no conflict: nothing is projected",
     ("sklearn_mtml/weighting.py", "if dot < 0:", "dot < 0", "(dot <= 0)"):
         "projecting when g_i·g_j = 0 subtracts 0·g_j: the same gradient",
+    ("sklearn_mtml/weighting.py", "l_grad = ((g - target).abs() * p).sum()",
+     "(g - target).abs() * p", "((g - target).abs() / p)"):
+        "each w_t only enters its own term; the terms of absent tasks (p = 0) only move "
+        "their own weights, which torch.where discards, and present ones divide by 1",
+    ("sklearn_mtml/tasks.py", "return False", "False", "None"):
+        "_is_number's result is only read as a truth value, and None is false too",
     ("sklearn_mtml/nn/fusion.py", "m = mask.to(embeddings[0].dtype)", "0", "(1)"):
         "a 0/1 mask is exact in every float dtype and type promotion gives the same "
         "concatenation whichever embedding's dtype the mask takes",
