@@ -349,9 +349,11 @@ class _ClassificationTask(Task):
         present = values[mask]
         if present.dtype.kind == "O" and self.classes_.dtype.kind != "O":
             try:
-                present = present.astype(self.classes_.dtype)
+                typed = present.astype(self.classes_.dtype)
             except (TypeError, ValueError):
                 pass
+            else:  # only an exact conversion: 2.5 must not become class 2
+                present = typed if bool(np.all(typed == present)) else present
         try:
             idx = np.searchsorted(self.classes_, present)
         except TypeError:  # labels of another type than the classes, not even orderable

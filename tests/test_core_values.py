@@ -196,6 +196,9 @@ def test_object_labels_encode_against_typed_classes():
     assert task.score(np.array([10, None, 30], dtype=object), np.array([10, 20, 20])) == 0.5
     with pytest.raises(ValueError, match=r"labels \['2.5'\] were not seen"):
         task.encode(np.array([10.0, 2.5]))  # never truncated to a class
+    with pytest.raises(ValueError, match=r"labels \['20.5'\] were not seen"):
+        task.encode(np.array([10, 20.5], dtype=object))  # nor in an object column
+    assert task.encode(np.array([20.0, None], dtype=object))[0].tolist() == [1.0, 0.0]
     with pytest.raises(ValueError, match=r"labels \['a', 'b', 'c', 'd', 'e'\] were not seen"):
         task.encode(np.array(list("fedcba"), dtype=object))  # the first five are named
     with pytest.raises(ValueError, match=r"labels \['a'\] were not seen"):

@@ -73,6 +73,30 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
      "(g - target).abs() * p", "((g - target).abs() / p)"):
         "each w_t only enters its own term; the terms of absent tasks (p = 0) only move "
         "their own weights, which torch.where discards, and present ones divide by 1",
+    ("sklearn_mtml/blocks.py", "if len(row_shape) > 1 and len(names) == row_shape[-1]:",
+     "len(row_shape) > 1", "(len(row_shape) >= 1)"):
+        "for a 1-D row the last axis is the whole row, whose names already matched the "
+        "flattened count above",
+    ("sklearn_mtml/blocks.py", "if len(row_shape) > 1 and len(names) == row_shape[-1]:",
+     "1", "(0)"):
+        "for a 1-D row the last axis is the whole row, whose names already matched the "
+        "flattened count above",
+    ("sklearn_mtml/blocks.py", 'letters = "t" if len(lead) == 1 else "ijklmn"', "1", "(0)"):
+        "with one leading axis the suffix is always 't': these letters are never read",
+    ("sklearn_mtml/blocks.py", "low = int(arr.min()) if arr.size else 0", "0", "(1)"):
+        "an empty block has no id to check: its low bound is never compared with anything "
+        "that could fail",
+    ("sklearn_mtml/blocks.py", "if not want_sparse and absent != 0 and not mask.all():",
+     "not want_sparse and absent != 0 and not mask.all()",
+     "(not want_sparse or absent != 0 or (not mask.all()))"):
+        "the rows it would also fill are already 0 and absent is 0 whenever the result is "
+        "sparse: the same values",
+    ("sklearn_mtml/tasks.py", "idx = np.array([known.get(v, 0) for v in", "0", "(1)"):
+        "an unknown label is compared with some class and found unequal, whichever",
+    ("sklearn_mtml/tasks.py", 'if values.dtype.kind != "O" or values.size == 0:', "0",
+     "(1)"):
+        "fit needs two classes, so a one-row column fails whatever its dtype, and an empty "
+        "one has no type to take",
     ("sklearn_mtml/tasks.py", "return False", "False", "None"):
         "_is_number's result is only read as a truth value, and None is false too",
     ("sklearn_mtml/nn/fusion.py", "m = mask.to(embeddings[0].dtype)", "0", "(1)"):
@@ -240,20 +264,23 @@ class _Collector(ast.NodeVisitor):
     def visit_UnaryOp(self, node: ast.UnaryOp) -> None:  # noqa: D102
         if isinstance(node.op, (ast.Not, ast.USub, ast.Invert)):
             self._replace(node, node.operand)
+        operand = node.operand
+        if (isinstance(node.op, ast.USub) and isinstance(operand, ast.Constant)
+                and _is_number(operand.value)):
+            self._number(node, -operand.value)  # ``-1`` is one constant, not ``-(0)``
+            return
         self.generic_visit(node)
+
+    def _number(self, node: ast.expr, v: float) -> None:
+        new = type(v)(1) if v == 0 else type(v)(0) if v == 1 else v + 1
+        self._add(node, f"({new!r})")
 
     def visit_Constant(self, node: ast.Constant) -> None:  # noqa: D102
         v = node.value
         if isinstance(v, bool):
             self._add(node, repr(not v))
-        elif isinstance(v, (int, float)) and not isinstance(v, complex):
-            if v == 0:
-                new = type(v)(1)
-            elif v == 1:
-                new = type(v)(0)
-            else:
-                new = v + 1
-            self._add(node, f"({new!r})")
+        elif _is_number(v):
+            self._number(node, v)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:  # noqa: D102
         swap = NAME_SWAP.get(node.attr)
@@ -297,6 +324,10 @@ class _Collector(ast.NodeVisitor):
         for cond in node.ifs:
             self._negate_test(cond)
         self.generic_visit(node)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _equivalent(m: Mutant) -> str | None:
@@ -435,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
     parser.add_argument("--timeout", type=float, default=0,
                         help="seconds per mutant (default: 5x the clean run, at least 60)")
     parser.add_argument("--fail-under", type=float, default=0,
-                        help="exit 1 when a module kills fewer than this % of its mutants")
+                        help="exit 1 when a module kills fewer than this %% of its mutants")
     parser.add_argument("--skip-test", action="append", default=[], metavar="FILE",
                         help="leave this test file out (to see what it contributes)")
     parser.add_argument("--match", default="", metavar="TEXT",
