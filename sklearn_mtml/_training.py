@@ -14,11 +14,9 @@ import os
 from collections.abc import Iterator
 
 import torch
-from torch import nn
 
 __all__ = [
     "TRAINING_STEPS",
-    "BestWeights",
     "auto_batch_size",
     "auto_max_epochs",
     "cosine_factor",
@@ -106,47 +104,6 @@ def cosine_factor(epoch: int, n_epochs: int) -> float:
         return 1.0
     progress = min(epoch / (n_epochs - 1), 1.0)
     return COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-class BestWeights:
-    """Early stopping on a validation loss, keeping a copy of the best weights.
-
-    Parameters
-    ----------
-    patience : int
-        Epochs without improvement after which :meth:`update` returns ``True`` (stop).
-    tol : float, default=1e-4
-        Minimum relative improvement that counts.
-    """
-
-    def __init__(self, patience: int, tol: float = 1e-4):
-        self.patience = int(patience)
-        self.tol = float(tol)
-        self.best = math.inf
-        self.best_epoch = -1
-        self.state: dict[str, dict[str, torch.Tensor]] | None = None
-        self._stale = 0
-
-    def update(self, loss: float, epoch: int, modules: dict[str, nn.Module]) -> bool:
-        """Record the epoch's validation loss; return whether training should stop.
-
-        A non-finite loss never improves.
-        """
-        threshold = self.best - self.tol * abs(self.best) if self.state is not None else math.inf
-        if math.isfinite(loss) and loss < threshold:
-            self.best, self.best_epoch, self._stale = loss, epoch, 0
-            self.state = {name: {k: v.detach().clone() for k, v in m.state_dict().items()}
-                          for name, m in modules.items()}
-            return False
-        self._stale += 1
-        return self._stale >= self.patience
-
-    def restore(self, modules: dict[str, nn.Module]) -> None:
-        """Load the best weights back into ``modules`` (no-op when none was recorded)."""
-        if self.state is None:
-            return
-        for name, m in modules.items():
-            m.load_state_dict(self.state[name])
 
 
 def _cpu_count() -> int:

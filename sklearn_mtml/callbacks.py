@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
-from skorch.callbacks import PrintLog
+import numpy as np
+import torch
+from skorch.callbacks import Callback, PrintLog
+from skorch.callbacks import EarlyStopping as SkorchEarlyStopping
 from skorch.callbacks import ProgressBar as SkorchProgressBar
 
-__all__ = ["PER_TASK_PREFIXES", "CompactPrintLog", "ProgressBar"]
+__all__ = ["PER_TASK_PREFIXES", "CompactPrintLog", "EarlyStopping", "ProgressBar",
+           "TaskScores", "TaskWeights"]
 
 #: History keys that exist once per task (``<prefix><task>``).
 PER_TASK_PREFIXES = ("train_loss_", "valid_loss_", "valid_acc_", "valid_r2_", "weight_")
@@ -56,3 +61,137 @@ class ProgressBar(SkorchProgressBar):
         if isinstance(size, str):  # "auto": what the running fit resolved
             size = getattr(net, "batch_size_", 1)
         return int(size)
+
+
+class TaskScores(Callback):
+    """Record each task's validation metric and their mean, once per epoch.
+
+    A default callback of ``MultiTaskNet`` (named ``valid_scores``). On validation batches
+    it sums each task's metric statistics on the device (:meth:`Task.metric_sums
+    <sklearn_mtml.tasks.Task.metric_sums>`); at the end of the epoch it reads them once and
+    records ``valid_<metric>_<task>`` (``acc`` or ``r2``) and ``valid_score``, their mean
+    (NaN-skipping), the same quantity :meth:`MultiTaskNet.score
+    <sklearn_mtml.MultiTaskNet.score>` returns. Remove it with
+    ``callbacks__valid_scores=None`` to skip that work.
+    """
+
+    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
+        self.sums_: torch.Tensor | None = None
+
+    def on_batch_end(self, net: Any, batch: Any = None,  # noqa: D102
+                     training: bool | None = None, y_pred: Any = None, **kwargs: Any) -> None:
+        if training or y_pred is None:
+            return
+        targets, label_mask = batch[1]
+        sums = torch.stack([task.metric_sums(out, targets[:, t], label_mask[:, t])
+                            for t, (task, out) in enumerate(zip(net.tasks_.values(), y_pred))])
+        self.sums_ = sums if self.sums_ is None else self.sums_ + sums
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
+        sums_t = getattr(self, "sums_", None)
+        if sums_t is None:
+            return
+        sums = sums_t.cpu().numpy()
+        scores = []
+        for (name, task), s in zip(net.tasks_.items(), sums):
+            score = task.metric_from_sums(s)
+            scores.append(score)
+            net.history.record(f"valid_{task.metric_name}_{name}", score)
+        net.history.record("valid_score", float("nan") if np.all(np.isnan(scores))
+                           else float(np.nanmean(scores)))
+        self.sums_ = None
+
+
+class TaskWeights(Callback):
+    """Record each task's loss weight in force (``weight_<task>``) once per epoch.
+
+    A default callback of ``MultiTaskNet`` (named ``task_weights``); adaptive weightings
+    (uncertainty, DWA, GradNorm) change these during training.
+    """
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
+        weights = net.weighting_.task_weights().detach().float().cpu().numpy().reshape(-1)
+        for name, w in zip(net.task_names_, weights):
+            net.history.record(f"weight_{name}", float(w))
+
+
+class EarlyStopping(SkorchEarlyStopping):
+    """skorch's ``EarlyStopping`` with ``MultiTaskNet``'s automatic settings.
+
+    The default callback ``early_stopping`` of ``MultiTaskNet``: it is active when the net's
+    ``early_stopping`` parameter holds out validation rows (``stops_early_``), stops when
+    ``valid_loss`` has not improved by ``threshold`` for ``patience`` epochs, and restores
+    the best epoch's state of the network **and** of the loss weighting (skorch's restores
+    the module only), recording that epoch in ``net.best_epoch_``. Replace it (e.g.
+    ``callbacks__early_stopping__patience=20``) or remove it
+    (``callbacks__early_stopping=None``) like any default callback.
+
+    Parameters
+    ----------
+    monitor : str, default="valid_loss"
+        History key to monitor.
+    patience : int or "auto", default="auto"
+        Epochs without improvement before stopping; ``"auto"``: the net's
+        ``n_iter_no_change``.
+    threshold : float, default=1e-4
+        Smallest improvement that counts.
+    threshold_mode : {"rel", "abs"}, default="rel"
+        Whether ``threshold`` is relative to the best score or absolute.
+    lower_is_better : bool, default=True
+        Whether a lower monitored value is better.
+    sink : callable, default=print
+        Where the stopping message goes when the net is verbose.
+    load_best : bool, default=True
+        Restore the best epoch's weights at the end of training.
+    """
+
+    def __init__(self, monitor: str = "valid_loss", patience: int | str = "auto",
+                 threshold: float = 1e-4, threshold_mode: str = "rel",
+                 lower_is_better: bool = True, sink: Any = print, load_best: bool = True):
+        super().__init__(monitor=monitor, patience=patience, threshold=threshold,
+                         threshold_mode=threshold_mode, lower_is_better=lower_is_better,
+                         sink=sink, load_best=load_best)
+
+    def on_train_begin(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
+        super().on_train_begin(net, **kwargs)
+        patience = net.n_iter_no_change if self.patience == "auto" else self.patience
+        if not isinstance(patience, numbers.Integral) or isinstance(patience, bool) \
+                or patience < 1:
+            raise ValueError(f"EarlyStopping: patience must be a positive integer or 'auto', "
+                             f"got {self.patience!r}.")
+        self.patience_ = int(patience)
+        self.active_ = bool(getattr(net, "stops_early_", True))
+        self.first_epoch_ = len(net.history)
+        self.best_states_: dict[str, dict[str, torch.Tensor]] | None = None
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
+        if not self.active_:
+            return
+        score = net.history[-1, self.monitor]
+        if self._is_score_improved(score):
+            self.misses_ = 0
+            self.dynamic_threshold_ = self._calc_new_threshold(score)
+            self.best_epoch_ = net.history[-1, "epoch"]
+            if self.load_best:
+                self.best_states_ = {
+                    name: {k: v.detach().clone() for k, v in m.state_dict().items()}
+                    for name, m in net._trained_modules().items()}
+        else:
+            self.misses_ += 1
+        if self.misses_ >= self.patience_:
+            self._sink(f"Stopping since {self.monitor} has not improved in the last "
+                       f"{self.patience_} epochs.", verbose=net.verbose)
+            raise KeyboardInterrupt
+
+    def on_train_end(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
+        if not self.active_ or not self.best_epoch_:
+            return
+        net.best_epoch_ = self.best_epoch_ - self.first_epoch_
+        if self.best_states_ is not None and self.best_epoch_ != net.history[-1, "epoch"]:
+            for name, module in net._trained_modules().items():
+                module.load_state_dict(self.best_states_[name])
+
+    def __getstate__(self) -> dict:  # noqa: D105
+        state = super().__getstate__()
+        state["best_states_"] = None  # the weights are in the net already
+        return state

@@ -28,9 +28,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, LRScheduler
 from skorch.callbacks import ProgressBar as SkorchProgressBar
-from skorch.dataset import ValidSplit
+from skorch.dataset import ValidSplit, unpack_data
 from skorch.history import History
-from skorch.utils import TeeGenerator
 from torch import nn
 
 from ._inputs import (
@@ -44,15 +43,15 @@ from ._inputs import (
     is_block_input,
     prefix_groups,
 )
+from ._rows import DeviceRows, PredictRows, RowBatches, batch_spans
 from ._training import (
-    BestWeights,
     auto_batch_size,
     auto_max_epochs,
     cosine_factor,
     fit_threads,
     torch_threads,
 )
-from .callbacks import CompactPrintLog
+from .callbacks import CompactPrintLog, EarlyStopping, TaskScores, TaskWeights
 from .nn.encoders import reads_tokens
 from .nn.model import MultiTaskModule
 from .nn.scaling import SCALINGS, block_statistics
@@ -109,33 +108,6 @@ class MultiTaskLoss(nn.Module):
         ])
         count = m.sum(0)
         return total / count.clamp_min(1e-12), total, count
-
-
-def _metric_sums(task: Task, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
-                 ) -> torch.Tensor:
-    """Sufficient statistics of a task's validation metric, on the device.
-
-    Accuracy: (n_correct, n). R² on the encoded target (R² is invariant to the affine
-    standardisation): (SS_res, Σy, Σy², n).
-    """
-    m = mask.to(target.dtype)
-    if task.is_classification:
-        pred = (output[:, 0] > 0).to(target.dtype) if output.shape[1] == 1 else \
-            output.argmax(1).to(target.dtype)
-        return torch.stack([((pred == target).to(target.dtype) * m).sum(), m.sum(),
-                            m.new_zeros(()), m.new_zeros(())])
-    res = ((output[:, 0] - target) ** 2 * m).sum()
-    return torch.stack([res, (target * m).sum(), (target ** 2 * m).sum(), m.sum()])
-
-
-def _metric_from_sums(task: Task, s: np.ndarray) -> float:
-    if task.is_classification:
-        return float(s[0] / s[1]) if s[1] > 0 else float("nan")
-    n = s[3]
-    if n <= 0:
-        return float("nan")
-    ss_tot = s[2] - s[1] ** 2 / n
-    return float(1.0 - s[0] / ss_tot) if ss_tot > 0 else float("nan")
 
 
 def _check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
@@ -274,8 +246,16 @@ class MultiTaskNet(NeuralNet):
         ``(dataset, y) -> (train_subset, valid_subset)`` returning ``torch.utils.data.Subset``
         objects is used as in skorch. With a split, every epoch records each task's
         validation loss and metric.
+    iterator_train, iterator_valid : class or None, default=None
+        ``None``: training, validation and prediction batches are sliced from tensors on
+        the device (fast; ``iterator_train__batch_size``, ``iterator_*__shuffle`` and
+        ``iterator_*__drop_last`` are honoured). A class such as
+        :class:`torch.utils.data.DataLoader` (also used when other ``iterator_train__``
+        parameters are given) reads the training rows one by one, as skorch does.
     callbacks : list of (str, Callback) or Callback, optional
-        skorch callbacks, added to the defaults (``epoch_timer``, ``print_log``).
+        skorch callbacks, added to the defaults (``epoch_timer``, ``valid_scores``,
+        ``task_weights``, ``print_log``, ``early_stopping``; see
+        :meth:`get_default_callbacks`), which ``callbacks__<name>=None`` removes.
     warm_start : bool, default=False
         Keep training the fitted network on the next ``fit``.
     verbose : int, default=0
@@ -373,6 +353,8 @@ class MultiTaskNet(NeuralNet):
         n_iter_no_change: int = 10,
         lr_schedule: str | None = "cosine",
         train_split: Any = None,
+        iterator_train: Any = None,
+        iterator_valid: Any = None,
         callbacks: Any = None,
         warm_start: bool = False,
         verbose: int = 0,
@@ -399,6 +381,8 @@ class MultiTaskNet(NeuralNet):
         self.n_iter_no_change = n_iter_no_change
         self.lr_schedule = lr_schedule
         self.train_split = train_split
+        self.iterator_train = iterator_train
+        self.iterator_valid = iterator_valid
         self.callbacks = callbacks
         self.warm_start = warm_start
         self.verbose = verbose
@@ -569,8 +553,18 @@ class MultiTaskNet(NeuralNet):
     # skorch initialisation hooks
     # ------------------------------------------------------------------------------------
     def get_default_callbacks(self) -> list:
-        """Default callbacks: an epoch timer and the history printer (when ``verbose``)."""
-        return [("epoch_timer", EpochTimer()), ("print_log", CompactPrintLog())]
+        """Default callbacks, each replaceable or removable (``callbacks__<name>=None``).
+
+        ``epoch_timer`` (skorch's), ``valid_scores`` (:class:`~sklearn_mtml.callbacks.TaskScores`:
+        each task's validation metric and ``valid_score``), ``task_weights``
+        (:class:`~sklearn_mtml.callbacks.TaskWeights`: ``weight_<task>``), ``print_log``
+        (:class:`~sklearn_mtml.callbacks.CompactPrintLog`, when ``verbose``) and
+        ``early_stopping`` (:class:`~sklearn_mtml.callbacks.EarlyStopping`, active when the
+        ``early_stopping`` parameter holds out validation rows).
+        """
+        return [("epoch_timer", EpochTimer()), ("valid_scores", TaskScores()),
+                ("task_weights", TaskWeights()), ("print_log", CompactPrintLog()),
+                ("early_stopping", EarlyStopping())]
 
     def initialize_virtual_params(self) -> MultiTaskNet:  # noqa: D102
         self.virtual_params_ = {}
@@ -1003,15 +997,16 @@ ModalityBlocks
             ) from exc
         return train_idx, valid_idx
 
-    def _batches(self, n: int, size: int) -> list[tuple[int, int]]:
-        starts = list(range(0, n, size))
-        if len(starts) > 1 and n - starts[-1] == 1:  # never a batch of one row (batch norm)
-            starts.pop()
-        return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
-
     def _train(self, data: tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray],
-               raw: tuple[Any, Any] = (None, None)) -> None:
-        """Train for ``max_epochs_`` epochs; ``raw`` is the user's ``(X, y)`` for callbacks."""
+               raw: tuple[Any, Any] = (None, None), **fit_params: Any) -> None:
+        """Train for ``max_epochs_`` epochs through skorch's hooks.
+
+        The validated data go to the training device once (:class:`DeviceRows`); then, as
+        skorch's ``fit_loop`` does, every epoch runs :meth:`run_single_epoch` over
+        :meth:`get_iterator`'s batches with :meth:`train_step` (and
+        :meth:`validation_step` when there are validation rows). ``raw`` is the user's
+        ``(X, y)``, which callbacks receive as ``dataset_train`` / ``dataset_valid``.
+        """
         blocks, mask, targets, label_mask = data
         n = mask.shape[0]
         train_idx, valid_idx = self._split_indices(n)
@@ -1019,23 +1014,21 @@ ModalityBlocks
             empty = [t for t, has in zip(self.task_names_, label_mask[train_idx].any(axis=0))
                      if not has]
             raise ValueError(f"Tasks {empty} have no labelled row in the training split.")
-        tensors = {
+        rows = DeviceRows(
             # scaled once per fit: batches are sliced from the scaled tensors
-            "blocks": self.module_.scale_inputs(
-                {k: self._to_device(v) for k, v in blocks.items()}),
-            "mask": self._to_device(mask),
-            "targets": self._to_device(targets),
-            "label_mask": self._to_device(label_mask),
-        }
-        train_t = torch.as_tensor(train_idx, device=self.device_)
-        valid_t = None if valid_idx is None else torch.as_tensor(valid_idx, device=self.device_)
-        validates = valid_t is not None and len(valid_t) > 0
-        stopping = validates and self._uses_early_stopping(n)
-        self._resolve_budget(len(train_idx), stopping)
+            self.module_.scale_inputs({k: self._to_device(v) for k, v in blocks.items()}),
+            self._to_device(mask), self._to_device(targets), self._to_device(label_mask))
+        dataset_train = rows.subset(train_idx)
+        dataset_valid = (rows.subset(valid_idx) if valid_idx is not None and len(valid_idx)
+                         else None)
+        self.stops_early_ = dataset_valid is not None and self._uses_early_stopping(n)
+        self._resolve_budget(len(train_idx), self.stops_early_)
         threads = None
         if self.device_.type == "cpu":
-            threads = fit_threads(self._step_flops(tensors, train_t))
-        stopper = BestWeights(self.n_iter_no_change) if stopping else None
+            threads = fit_threads(self._step_flops(dataset_train))
+        iterator_train = self.get_iterator(dataset_train, training=True)
+        iterator_valid = (None if dataset_valid is None
+                          else self.get_iterator(dataset_valid, training=False))
         base_lrs = [group["lr"] for group in self.optimizer_.param_groups]
         cosine = self.lr_schedule == "cosine" and not any(
             isinstance(cb, LRScheduler) for _, cb in self.callbacks_)
@@ -1044,6 +1037,7 @@ ModalityBlocks
             "dataset_valid": None if valid_idx is None else RowSubset(*raw, valid_idx),
         }
         self._check_callbacks()
+        self.best_epoch_ = None
         self.notify("on_train_begin", X=blocks, y=targets)
         with torch_threads(threads):
             try:
@@ -1053,26 +1047,201 @@ ModalityBlocks
                         for group, lr in zip(self.optimizer_.param_groups, base_lrs):
                             group["lr"] = lr * factor
                     self.notify("on_epoch_begin", **epoch_kwargs)
-                    self._train_epoch(tensors, train_t)
+                    self.run_single_epoch(iterator_train, training=True, prefix="train",
+                                          step_fn=self.train_step, **fit_params)
                     self._check_finite_loss(epoch)
-                    if validates and valid_t is not None:
-                        self._valid_epoch(tensors, valid_t)
+                    self.run_single_epoch(iterator_valid, training=False, prefix="valid",
+                                          step_fn=self.validation_step, **fit_params)
                     self.notify("on_epoch_end", **epoch_kwargs)
-                    if stopper is not None and stopper.update(
-                            self.history[-1, "valid_loss"], epoch, self._trained_modules()):
-                        break
+                    self.weighting_.epoch_end(torch.as_tensor(
+                        [self.history[-1, f"train_loss_{t}"] for t in self.task_names_]))
             except KeyboardInterrupt:  # skorch's EarlyStopping stops training this way
                 pass
             finally:
                 if cosine:  # the next fit or partial_fit starts from lr again
                     for group, lr in zip(self.optimizer_.param_groups, base_lrs):
                         group["lr"] = lr
-        if stopper is not None:
-            stopper.restore(self._trained_modules())
-            self.best_epoch_ = stopper.best_epoch + 1 if stopper.best_epoch >= 0 else None
-        else:
-            self.best_epoch_ = None
         self.notify("on_train_end", X=blocks, y=targets)
+
+    # ------------------------------------------------------------------------------------
+    # skorch's training hooks
+    # ------------------------------------------------------------------------------------
+    def get_iterator(self, dataset: Any, training: bool = False) -> Any:
+        """Batches of ``dataset``, as skorch's ``get_iterator``.
+
+        The fit's rows (and a prediction's input) are sliced into batches from tensors on the
+        device, not collated row by row: ``iterator_train__batch_size`` (default: the
+        resolved ``batch_size_``), ``iterator_valid__batch_size``, ``iterator_*__shuffle``
+        and ``iterator_*__drop_last`` are honoured. Any other ``iterator_*__`` parameter, an
+        ``iterator_train``/``iterator_valid`` class, or another dataset goes through that
+        class (default :class:`torch.utils.data.DataLoader`) as in skorch.
+
+        Parameters
+        ----------
+        dataset : DeviceRows, PredictRows or torch Dataset
+            The rows to iterate over.
+        training : bool, default=False
+            Training batches (shuffled by default) or validation/prediction batches.
+
+        Returns
+        -------
+        iterator : iterable of batches ``((blocks, mask), (targets, label_mask))``
+        """
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        iterator = self.iterator_train if training else self.iterator_valid
+        batch_size = kwargs.pop("batch_size", None)
+        if batch_size is None:
+            batch_size = (getattr(self, "batch_size_", None) or 256) if training \
+                else self._predict_batch_size()
+        shuffle = kwargs.pop("shuffle", training)
+        ours = isinstance(dataset, (DeviceRows, PredictRows))
+        if ours and iterator is None and set(kwargs) <= {"drop_last"}:
+            return RowBatches(dataset, batch_size, shuffle=shuffle,
+                              drop_last=kwargs.get("drop_last", False))
+        if isinstance(dataset, PredictRows):
+            raise ValueError(
+                "Predictions are read in chunks of iterator_valid__batch_size rows; other "
+                f"iterator_valid settings ({sorted(kwargs)}) are only for training."
+            )
+        from torch.utils.data import DataLoader
+
+        iterator = iterator or DataLoader
+        if batch_size == -1:
+            batch_size = len(dataset)
+        return iterator(dataset, batch_size=batch_size, shuffle=shuffle, **kwargs)
+
+    def infer(self, x: Any, **fit_params: Any) -> Any:
+        """Run the network on a batch's input ``x = (blocks, mask)``.
+
+        ``blocks`` are scaled input tensors on the device (batches from
+        :meth:`get_iterator` are); ``fit_params`` reach the module's ``forward`` as in
+        skorch.
+
+        Returns
+        -------
+        y_pred : list of Tensor, or tuple
+            One ``(n, k_t)`` output per task (a tuple when ``fit_params`` ask the module for
+            more, e.g. ``return_blocks``).
+        """
+        blocks, mask = x
+        return self.module_(blocks, mask, prescaled=True, **fit_params)
+
+    def get_loss(self, y_pred: Any, y_true: Any, X: Any = None, training: bool = False
+                 ) -> torch.Tensor:
+        """Each task's loss on a batch: the weighted mean over its labelled rows.
+
+        Unlike skorch's scalar, this is a vector with one loss per task; the loss weighting
+        (``weighting_``) combines them into the objective in :meth:`train_step_single`.
+
+        Parameters
+        ----------
+        y_pred : list of Tensor or tuple
+            :meth:`infer`'s output: one output per task, or, for late fusion's deep
+            supervision, ``(outputs, per_block_outputs, used_mask)``; then each task's loss
+            adds ``module__block_loss_weight`` times the mean of the blocks' own losses.
+        y_true : tuple of Tensor
+            ``(targets, label_mask)`` of the batch.
+        X : object, optional
+            The batch's input (unused; skorch's signature).
+        training : bool, default=False
+            Whether the loss is for training.
+
+        Returns
+        -------
+        losses : Tensor of shape (n_tasks,)
+        """
+        targets, label_mask = y_true
+        per_block = None
+        if isinstance(y_pred, tuple):
+            y_pred, per_block, used = y_pred
+        losses = self.criterion_(y_pred, targets, label_mask)[0]
+        if per_block is not None:
+            block_losses = [self.criterion_(out, targets, label_mask * used[:, m:m + 1])[0]
+                            for m, out in enumerate(per_block)]
+            losses = losses + self.module_.block_loss_weight * torch.stack(block_losses).mean(0)
+        return losses
+
+    def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """Forward, per-task losses and the weighting's backward pass on one batch.
+
+        Returns
+        -------
+        step : dict
+            ``loss`` (the weighted objective, detached), ``y_pred`` (one output per task),
+            ``task_losses`` (each task's loss) and ``task_counts`` (its label weight).
+        """
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        if getattr(self.module_, "block_loss_weight", 0.0):
+            fit_params = {**fit_params, "return_blocks": True}
+        y_pred = self.infer(Xi, **fit_params)
+        losses = self.get_loss(y_pred, yi, X=Xi, training=True)
+        if losses.shape != (len(self.tasks_),):
+            raise ValueError(f"get_loss must return one loss per task, shape "
+                             f"({len(self.tasks_)},); got shape {tuple(losses.shape)}.")
+        counts = yi[1].to(losses.dtype).sum(0)
+        objective = self.weighting_.backward(losses, counts > 0, self.module_)
+        outputs = y_pred[0] if isinstance(y_pred, tuple) else y_pred
+        return {"loss": objective, "y_pred": outputs, "task_losses": losses.detach(),
+                "task_counts": counts}
+
+    def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """Outputs and per-task losses of a validation batch, without gradients.
+
+        Returns
+        -------
+        step : dict
+            ``loss`` (``Σ loss_weights · task_losses``), ``y_pred``, ``task_losses``,
+            ``task_counts``.
+        """
+        self._set_training(False)
+        Xi, yi = unpack_data(batch)
+        with torch.no_grad():
+            y_pred = self.infer(Xi, **fit_params)
+            losses = self.get_loss(y_pred, yi, X=Xi, training=False)
+        counts = yi[1].to(losses.dtype).sum(0)
+        return {"loss": (self.weighting_.base_weights * losses).sum(), "y_pred": y_pred,
+                "task_losses": losses, "task_counts": counts}
+
+    def run_single_epoch(self, iterator: Any, training: bool, prefix: str, step_fn: Any,
+                         **fit_params: Any) -> None:
+        """One pass over ``iterator``, as skorch's, without a host synchronisation per batch.
+
+        Losses are summed on the device and read once at the end of the pass, which
+        records ``<prefix>_loss`` (training: the mean objective per row; validation:
+        ``Σ loss_weights · task losses``), ``<prefix>_loss_best`` and each task's
+        ``<prefix>_loss_<task>``.
+        """
+        if iterator is None:
+            return
+        n_tasks = len(self.tasks_)
+        total = torch.zeros(n_tasks, device=self.device_)
+        count = torch.zeros(n_tasks, device=self.device_)
+        objective = torch.zeros((), device=self.device_)
+        n_rows = batch_count = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            size = int(batch[0][1].shape[0])
+            self.history.record_batch(f"{prefix}_batch_size", size)
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            if "task_losses" in step:
+                total += step["task_losses"] * step["task_counts"]
+                count += step["task_counts"]
+            objective += step["loss"].detach() * size
+            n_rows += size
+            batch_count += 1
+        self.history.record(f"{prefix}_batch_count", batch_count)
+        stats = torch.cat([total / count.clamp_min(1e-12),
+                           objective.reshape(1)]).cpu().numpy()
+        losses = stats[:n_tasks]
+        if training:
+            epoch_loss = float(stats[n_tasks]) / max(n_rows, 1)
+        else:
+            epoch_loss = float((np.asarray(self._base_weights()) * losses).sum())
+        self._record(f"{prefix}_loss", epoch_loss)
+        for name, loss in zip(self.task_names_, losses):
+            self.history.record(f"{prefix}_loss_{name}", float(loss))
 
     def _check_callbacks(self) -> None:
         """Fail clearly on a skorch callback that cannot read this net's automatic settings."""
@@ -1102,138 +1271,41 @@ ModalityBlocks
         )
 
     def _trained_modules(self) -> dict[str, nn.Module]:
+        """The modules whose state is the trained model (for restoring the best epoch)."""
         return {"module_": self.module_, "weighting_": self.weighting_}
 
     def _resolve_budget(self, n_train: int, early_stopping: bool) -> None:
         """Set ``batch_size_`` and ``max_epochs_`` from the parameters and the data."""
-        self.batch_size_ = (auto_batch_size(n_train) if self.batch_size == "auto"
-                            else int(self.batch_size))
-        batches = len(self._batches(n_train, self.batch_size_))
+        size = self.get_params_for("iterator_train").get("batch_size", self.batch_size)
+        self.batch_size_ = auto_batch_size(n_train) if size == "auto" else int(size)
+        if self.batch_size_ == -1:
+            self.batch_size_ = n_train
+        batches = len(batch_spans(n_train, self.batch_size_))
         self.max_epochs_ = (auto_max_epochs(batches, n_train, early_stopping)
                             if self.max_epochs == "auto" else int(self.max_epochs))
 
-    def _step_flops(self, tensors: dict, train_t: torch.Tensor) -> float:
+    def _step_flops(self, rows: DeviceRows) -> float:
         """Estimated floating-point operations of one training step (3× a forward pass)."""
         from torch.utils.flop_counter import FlopCounterMode
 
-        rows = train_t[:2]
-        xb, mb, _, _ = self._take(tensors, rows)
+        (xb, mb), _ = rows.take(slice(0, 2))
         was_training = self.module_.training
         self.module_.eval()
         try:
             with torch.no_grad(), FlopCounterMode(display=False) as counter:
                 self.module_(xb, mb, prescaled=True)
-            flops = counter.get_total_flops() / max(len(rows), 1)
+            flops = counter.get_total_flops() / max(int(mb.shape[0]), 1)
         except Exception:  # noqa: BLE001 - an estimate only: fall back to the weights
             flops = 2.0 * sum(p.numel() for p in self.module_.parameters())
         finally:
             self.module_.train(was_training)
         return 3.0 * flops * self.batch_size_
 
-    def _take(self, tensors: dict, idx: torch.Tensor) -> tuple[dict, torch.Tensor,
-                                                               torch.Tensor, torch.Tensor]:
-        return ({k: v.index_select(0, idx) for k, v in tensors["blocks"].items()},
-                tensors["mask"].index_select(0, idx), tensors["targets"].index_select(0, idx),
-                tensors["label_mask"].index_select(0, idx))
-
-    def _train_epoch(self, tensors: dict, train_t: torch.Tensor) -> None:
-        self._set_training(True)
-        self.weighting_.train()
-        order = train_t
-        if self.get_params_for("iterator_train").get("shuffle", True):
-            order = train_t[torch.randperm(len(train_t)).to(self.device_)]
-        n_tasks = len(self.tasks_)
-        total = torch.zeros(n_tasks, device=self.device_)
-        count = torch.zeros(n_tasks, device=self.device_)
-        objective_sum = torch.zeros((), device=self.device_)
-        batches = self._batches(len(order), self.batch_size_)
-        for start, stop in batches:
-            xb, mb, yb, lb = self._take(tensors, order[start:stop])
-            batch = ((xb, mb), (yb, lb))
-            self.notify("on_batch_begin", batch=batch, training=True)
-            self.optimizer_.zero_grad(set_to_none=True)
-            losses, task_total, task_count, outputs = self._batch_losses(xb, mb, yb, lb)
-            objective = self.weighting_.backward(losses, task_count > 0, self.module_)
-            self.notify("on_grad_computed",
-                        named_parameters=TeeGenerator(self.get_all_learnable_params()),
-                        batch=batch, training=True)
-            self.optimizer_.step()
-            total += task_total.detach()
-            count += task_count
-            objective_sum += objective * (stop - start)
-            self.history.record_batch("train_batch_size", stop - start)
-            self.notify("on_batch_end", batch=batch, training=True, loss=objective,
-                        y_pred=outputs)
-        self.history.record("train_batch_count", len(batches))
-        stats = torch.cat([total / count.clamp_min(1e-12), objective_sum.reshape(1),
-                           self.weighting_.task_weights().detach().reshape(-1)]).cpu().numpy()
-        task_losses = stats[:n_tasks]
-        self.weighting_.epoch_end(torch.as_tensor(task_losses))
-        train_loss = float(stats[n_tasks]) / max(len(order), 1)
-        self._record("train_loss", train_loss)
-        for t, name in enumerate(self.task_names_):
-            self.history.record(f"train_loss_{name}", float(task_losses[t]))
-            self.history.record(f"weight_{name}", float(stats[n_tasks + 1 + t]))
-
-    def _batch_losses(self, xb: dict, mb: torch.Tensor, yb: torch.Tensor, lb: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """Training losses of a batch, with the fused outputs' totals, counts and outputs.
-
-        The per-task means include, for late fusion with ``module__block_loss_weight``, that
-        weight times the mean of each block's own losses (over rows where it is present).
-        """
-        block_weight = getattr(self.module_, "block_loss_weight", 0.0)
-        if not block_weight:
-            outputs = self.module_(xb, mb, prescaled=True)
-            return (*self.criterion_(outputs, yb, lb), outputs)
-        outputs, per_block, used = self.module_(xb, mb, return_blocks=True, prescaled=True)
-        losses, task_total, task_count = self.criterion_(outputs, yb, lb)
-        block_losses = [self.criterion_(out, yb, lb * used[:, m:m + 1])[0]
-                        for m, out in enumerate(per_block)]
-        losses = losses + block_weight * torch.stack(block_losses).mean(0)
-        return losses, task_total, task_count, outputs
-
     def _record(self, key: str, value: float) -> None:
         """Record an epoch value and whether it is the best (lowest) so far, as skorch does."""
         previous = [v for v in self.history[:-1, key]] if len(self.history) > 1 else []
         self.history.record(key, value)
         self.history.record(f"{key}_best", not previous or value < min(previous))
-
-    @torch.no_grad()
-    def _valid_epoch(self, tensors: dict, valid_t: torch.Tensor) -> None:
-        self._set_training(False)
-        tasks = list(self.tasks_.values())
-        n_tasks = len(tasks)
-        total = torch.zeros(n_tasks, device=self.device_)
-        count = torch.zeros(n_tasks, device=self.device_)
-        metric = torch.zeros(n_tasks, 4, device=self.device_)
-        batches = self._batches(len(valid_t), self._predict_batch_size())
-        for start, stop in batches:
-            xb, mb, yb, lb = self._take(tensors, valid_t[start:stop])
-            batch = ((xb, mb), (yb, lb))
-            self.notify("on_batch_begin", batch=batch, training=False)
-            outputs = self.module_(xb, mb, prescaled=True)
-            _, task_total, task_count = self.criterion_(outputs, yb, lb)
-            total += task_total
-            count += task_count
-            metric += torch.stack([_metric_sums(task, out, yb[:, t], lb[:, t])
-                                   for t, (task, out) in enumerate(zip(tasks, outputs))])
-            self.history.record_batch("valid_batch_size", stop - start)
-            self.notify("on_batch_end", batch=batch, training=False, y_pred=outputs)
-        self.history.record("valid_batch_count", len(batches))
-        stats = torch.cat([total / count.clamp_min(1e-12), metric.reshape(-1)]).cpu().numpy()
-        losses = stats[:n_tasks]
-        sums = stats[n_tasks:].reshape(n_tasks, 4)
-        weights = np.asarray(self._base_weights())
-        self._record("valid_loss", float((weights * losses).sum()))
-        scores = []
-        for t, (name, task) in enumerate(self.tasks_.items()):
-            self.history.record(f"valid_loss_{name}", float(losses[t]))
-            score = _metric_from_sums(task, sums[t])
-            scores.append(score)
-            self.history.record(f"valid_{task.metric_name}_{name}", score)
-        self.history.record("valid_score", float(np.nanmean(scores)) if not
-                            np.all(np.isnan(scores)) else float("nan"))
 
     # ------------------------------------------------------------------------------------
     # prediction
@@ -1261,18 +1333,27 @@ ModalityBlocks
         outputs, _, _ = self._infer(X, weights=False)
         return outputs
 
-    def _forward_chunks(self, X: Any, training: bool = False) -> Any:
-        """Validate ``X``, then yield ``(outputs, weights, mask)`` per prediction batch."""
+    def _prediction_rows(self, X: Any) -> PredictRows:
+        """Validate ``X`` against the fitted layout; its rows, read in device chunks."""
         self.check_is_fitted()
         blocks, mask = self._validate_X(X, reset=False)
-        self._set_training(training)
-        n = mask.shape[0]
-        size = self._predict_batch_size()
-        for start in range(0, n, size):
-            stop = min(start + size, n)
-            xb = {k: self._to_device(v[start:stop]) for k, v in blocks.items()}
-            out, w = self.module_(xb, self._to_device(mask[start:stop]), return_weights=True)
-            yield out, w, mask[start:stop]
+        return PredictRows(blocks, mask, self._scaled_on_device)
+
+    def _scaled_on_device(self, blocks: dict[str, np.ndarray], mask: np.ndarray
+                          ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return (self.module_.scale_inputs({k: self._to_device(v) for k, v in blocks.items()}),
+                self._to_device(mask))
+
+    def _forward_chunks(self, rows: PredictRows, training: bool = False,
+                        weights: bool = False) -> Any:
+        """Yield ``(outputs, weights)`` per prediction batch (``weights`` None unless asked)."""
+        for batch in self.get_iterator(rows, training=False):
+            if not weights:
+                yield self.evaluation_step(batch, training=training), None
+                continue
+            with torch.set_grad_enabled(training):
+                self._set_training(training)
+                yield self.infer(batch[0], return_weights=True)
 
     def forward_iter(self, X: Any, training: bool = False, device: str = "cpu") -> Any:
         """Yield the network's outputs batch by batch, as skorch's ``forward_iter`` does.
@@ -1291,9 +1372,8 @@ ModalityBlocks
         outputs : list of Tensor
             One ``(batch, k_t)`` tensor per task.
         """
-        with torch.set_grad_enabled(training):
-            for out, _, _ in self._forward_chunks(X, training):
-                yield [o.to(device) for o in out]
+        for out, _ in self._forward_chunks(self._prediction_rows(X), training):
+            yield [o.to(device) for o in out]
 
     def forward(self, X: Any, training: bool = False, device: str = "cpu"
                 ) -> list[torch.Tensor]:
@@ -1320,20 +1400,19 @@ ModalityBlocks
     @torch.no_grad()
     def _infer(self, X: Any, weights: bool, on_chunk: Any = None
                ) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray]:
+        rows = self._prediction_rows(X)
         chunks: list[list[torch.Tensor]] = []
         weight_chunks: list[torch.Tensor] = []
-        masks = []
-        for out, w, m in self._forward_chunks(X):
+        for out, w in self._forward_chunks(rows, weights=weights):
             chunks.append(out)
-            masks.append(m)
             if on_chunk is not None:
                 on_chunk()
-            if weights and w is not None:
+            if w is not None:
                 weight_chunks.append(w)
         outputs = [torch.cat([c[t] for c in chunks]).float().cpu().numpy()
                    for t in range(len(self.tasks_))]
         w = torch.cat(weight_chunks).float().cpu().numpy() if weight_chunks else None
-        return outputs, w, np.concatenate(masks)
+        return outputs, w, rows.mask
 
     def modality_weights(self, X: Any) -> np.ndarray:
         """Per-row weight of each input block in the fusion (attention, gated or late).

@@ -295,6 +295,32 @@ class Task:
         """Per-sample loss of shape ``(n,)`` from head output ``(n, n_outputs)``."""
         raise NotImplementedError
 
+    def metric_sums(self, output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+                    ) -> torch.Tensor:
+        """Sufficient statistics of the validation metric on a batch, on the device.
+
+        Summed over batches, :meth:`metric_from_sums` turns them into the metric of the
+        whole validation set, with no host synchronisation per batch.
+
+        Parameters
+        ----------
+        output : Tensor of shape (n, n_outputs)
+            The task's head outputs.
+        target : Tensor of shape (n,)
+            Encoded targets.
+        weight : Tensor of shape (n,)
+            Label weight of each row (0 where the label is missing).
+
+        Returns
+        -------
+        sums : Tensor of shape (4,)
+        """
+        raise NotImplementedError
+
+    def metric_from_sums(self, sums: np.ndarray) -> float:
+        """The metric named :attr:`metric_name` from summed :meth:`metric_sums` (NaN if none)."""
+        raise NotImplementedError
+
     # -- numpy side ------------------------------------------------------------------------
     def decode(self, output: np.ndarray) -> np.ndarray:
         """Turn raw head outputs ``(n, n_outputs)`` into predictions in the original space."""
@@ -369,6 +395,19 @@ class _ClassificationTask(Task):
             )
         target[mask] = idx
         return target, mask
+
+    def metric_sums(self, output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+                    ) -> torch.Tensor:
+        """Weighted accuracy counts ``(n_correct, n, 0, 0)`` (see :meth:`Task.metric_sums`)."""
+        m = weight.to(target.dtype)
+        pred = (output[:, 0] > 0) if output.shape[1] == 1 else output.argmax(1)
+        zero = m.new_zeros(())
+        return torch.stack([((pred.to(target.dtype) == target).to(m.dtype) * m).sum(),
+                            m.sum(), zero, zero])
+
+    def metric_from_sums(self, sums: np.ndarray) -> float:
+        """Accuracy from :meth:`metric_sums`."""
+        return float(sums[0] / sums[1]) if sums[1] > 0 else float("nan")
 
     def predict_proba(self, output: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` from raw head outputs."""
@@ -516,6 +555,21 @@ class RegressionTask(Task):
         if getattr(self, "loss_name", "squared") == "huber":
             return 2.0 * F.huber_loss(output[:, 0], target, reduction="none", delta=1.0)
         return (output[:, 0] - target) ** 2
+
+    def metric_sums(self, output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+                    ) -> torch.Tensor:
+        """Weighted ``(SS_res, Σy, Σy², n)`` on the encoded target (R² is invariant to it)."""
+        m = weight.to(target.dtype)
+        res = ((output[:, 0] - target) ** 2 * m).sum()
+        return torch.stack([res, (target * m).sum(), (target ** 2 * m).sum(), m.sum()])
+
+    def metric_from_sums(self, sums: np.ndarray) -> float:
+        """R² from :meth:`metric_sums` (NaN without labels or with a constant target)."""
+        n = sums[3]
+        if n <= 0:
+            return float("nan")
+        ss_tot = sums[2] - sums[1] ** 2 / n
+        return float(1.0 - sums[0] / ss_tot) if ss_tot > 0 else float("nan")
 
     def decode(self, output: np.ndarray) -> np.ndarray:
         values = output[:, 0].astype(np.float64) * self.scale_ + self.mean_

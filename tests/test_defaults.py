@@ -3,6 +3,7 @@ regression bounds and losses, CPU threads."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -11,13 +12,13 @@ import torch
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
 
 from sklearn_mtml import MultiTaskNet
 from sklearn_mtml._training import (
     COSINE_FLOOR,
     SINGLE_THREAD_FLOPS,
     TRAINING_STEPS,
-    BestWeights,
     auto_batch_size,
     auto_max_epochs,
     cosine_factor,
@@ -174,9 +175,10 @@ def test_cosine_schedule_decays_within_a_fit_and_restores_lr():
     seen = []
 
     class Spy(MultiTaskNet):
-        def _train_epoch(self, tensors, train_t):
-            seen.append(self.optimizer_.param_groups[0]["lr"])
-            super()._train_epoch(tensors, train_t)
+        def run_single_epoch(self, iterator, training, prefix, step_fn, **kwargs):
+            if training:
+                seen.append(self.optimizer_.param_groups[0]["lr"])
+            super().run_single_epoch(iterator, training, prefix, step_fn, **kwargs)
 
     net = Spy(lr=1e-2, max_epochs=5, early_stopping=False, random_state=0).fit(X, X[:, 0])
     np.testing.assert_allclose(seen, [1e-2 * cosine_factor(e, 5) for e in range(5)])
@@ -189,27 +191,50 @@ def test_cosine_schedule_decays_within_a_fit_and_restores_lr():
 # ------------------------------------------------------------------------------------------
 # early stopping
 # ------------------------------------------------------------------------------------------
-def test_best_weights_stop_after_patience_and_restore():
-    layer = torch.nn.Linear(1, 1)
-    stopper = BestWeights(patience=2)
-    with torch.no_grad():
-        layer.weight.fill_(1.0)
-    assert not stopper.update(1.0, 0, {"m": layer})
-    with torch.no_grad():
-        layer.weight.fill_(2.0)
-    assert not stopper.update(1.5, 1, {"m": layer})
-    assert stopper.update(float("nan"), 2, {"m": layer})  # never an improvement: 2 stale
-    assert stopper.best_epoch == 0
-    stopper.restore({"m": layer})
-    assert layer.weight.item() == 1.0
+class _EpochStates(Callback):
+    """Copies of the network's and the weighting's state after every epoch."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.states = []
+
+    def on_epoch_end(self, net, **kwargs):
+        self.states.append({name: copy.deepcopy(m.state_dict())
+                            for name, m in net._trained_modules().items()})
 
 
-def test_best_weights_patience_counts_epochs_without_improvement():
-    layer = torch.nn.Linear(1, 1)
-    stopper = BestWeights(patience=3)
-    results = [stopper.update(v, e, {"m": layer}) for e, v in enumerate([3, 2, 2.5, 2.4, 2.2])]
-    assert results == [False, False, False, False, True]
-    assert stopper.best_epoch == 1 and stopper.best == 2
+def _two_task_data(n=400, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, 20).astype(np.float32)
+    Y = np.column_stack([(X[:, 0] + 0.5 * rng.randn(n) > 0).astype(float),
+                         X[:, 1] + rng.randn(n)])  # noisy: the net overfits
+    return X, Y
+
+
+def test_early_stopping_callback_restores_network_and_weighting_of_the_best_epoch():
+    X, Y = _two_task_data()
+    spy = _EpochStates()
+    net = MultiTaskNet(weighting="uncertainty", random_state=0, max_epochs=200,
+                       n_iter_no_change=4, callbacks=[("spy", spy)]).fit(X, Y)
+    assert net.best_epoch_ is not None and len(net.history) == net.best_epoch_ + 4
+    best = spy.states[net.best_epoch_ - 1]
+    for name, module in net._trained_modules().items():
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(value, best[name][key])
+    # the weighting's learned log-variances moved during training: restoring them matters
+    last = spy.states[-1]["weighting_"]
+    assert any(not torch.equal(v, best["weighting_"][k]) for k, v in last.items())
+
+
+def test_early_stopping_is_a_default_callback_users_can_tune_or_remove():
+    X, Y = _two_task_data()
+    net = MultiTaskNet(random_state=0, max_epochs=200, n_iter_no_change=30,
+                       callbacks__early_stopping__patience=2).fit(X, Y)
+    assert len(net.history) == net.best_epoch_ + 2
+    off = MultiTaskNet(random_state=0, max_epochs=15, callbacks__early_stopping=None).fit(X, Y)
+    assert len(off.history) == 15 and off.best_epoch_ is None
+    assert "valid_loss" in off.history[-1]  # the rows are still held out and scored
+    with pytest.raises(ValueError, match="patience must be a positive integer"):
+        MultiTaskNet(max_epochs=2, callbacks__early_stopping__patience=0).fit(X, Y)
 
 
 def test_early_stopping_restores_the_best_epoch():
@@ -385,7 +410,7 @@ def test_a_4d_image_array_is_one_block():
 
 
 @pytest.mark.parametrize(("column", "expected"), [
-    (["red", "blue"] * 10, "'col' holds strings .*OneHotEncoder.*TextFeatures"),
+    (["red", "blue"] * 10, "'col' holds strings .*CategoricalFeatures.*TextFeatures"),
     (["a.wav", "b.wav"] * 10, "'col' holds audio file paths: encode it with AudioFeatures"),
     (["a.png", "b.jpg"] * 10, "'col' holds image file paths: encode it with ImageFeatures"),
     ([np.zeros((2, 2))] * 20, "'col' holds an array per row, e.g. an image"),
@@ -398,7 +423,7 @@ def test_non_numeric_columns_get_an_error_that_teaches(column, expected):
         MultiTaskNet(max_epochs=1).fit(X, np.arange(20) % 2)
     assert "ModalityFusion" in str(info.value) and "'num'" not in str(info.value)
     cat = pd.DataFrame({"c": pd.Categorical(["x", "y"] * 10)})
-    with pytest.raises(ValueError, match="'c' is categorical: encode it with OneHotEncoder"):
+    with pytest.raises(ValueError, match="'c' is categorical: encode it with CategoricalFeat"):
         MultiTaskNet(max_epochs=1).fit(cat, np.arange(20) % 2)
 
 

@@ -125,3 +125,132 @@ def test_iterator_train_shuffle_false_keeps_the_row_order(data):
     first, second = torch.cat(orders[:4]), torch.cat(orders[4:])
     np.testing.assert_allclose(first.numpy(), X[:, 0], rtol=1e-6)
     np.testing.assert_allclose(second.numpy(), X[:, 0], rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------
+# training goes through skorch's hooks: subclasses that override them are called
+# ------------------------------------------------------------------------------------------
+def test_overridden_training_hooks_are_called(data):
+    X, Y = data
+    calls = {"get_iterator": [], "infer": 0, "get_loss": [], "train_step_single": 0,
+             "validation_step": 0}
+
+    class Spy(MultiTaskNet):
+        def get_iterator(self, dataset, training=False):
+            calls["get_iterator"].append(training)
+            return super().get_iterator(dataset, training)
+
+        def infer(self, x, **fit_params):
+            calls["infer"] += 1
+            return super().infer(x, **fit_params)
+
+        def get_loss(self, y_pred, y_true, X=None, training=False):
+            calls["get_loss"].append(training)
+            return super().get_loss(y_pred, y_true, X=X, training=training)
+
+        def train_step_single(self, batch, **fit_params):
+            calls["train_step_single"] += 1
+            return super().train_step_single(batch, **fit_params)
+
+        def validation_step(self, batch, **fit_params):
+            calls["validation_step"] += 1
+            return super().validation_step(batch, **fit_params)
+
+    net = Spy(max_epochs=2, batch_size=50, train_split=0.2, random_state=0).fit(X, Y)
+    train_batches = net.history[:, "train_batch_count"]
+    assert calls["get_iterator"][:2] == [True, False]
+    assert calls["train_step_single"] == sum(train_batches) == 2 * 4  # 160 rows: 3 × 50 + 10
+    assert calls["validation_step"] == sum(net.history[:, "valid_batch_count"]) == 2
+    assert calls["get_loss"].count(True) == 8 and calls["get_loss"].count(False) == 2
+    n_infer = calls["infer"]
+    net.predict(X)
+    assert calls["infer"] == n_infer + 1  # prediction goes through infer (one chunk)
+
+
+def test_a_get_loss_override_changes_what_is_trained(data):
+    X, Y = data
+
+    class OnlyFirstTask(MultiTaskNet):
+        def get_loss(self, y_pred, y_true, X=None, training=False):
+            losses = super().get_loss(y_pred, y_true, X=X, training=training)
+            return losses * torch.tensor([1.0, 0.0])  # the regression task is not trained
+
+    kw = dict(max_epochs=30, early_stopping=False, random_state=0)
+    plain = MultiTaskNet(**kw).fit(X, Y).score_tasks(X, Y)
+    masked = OnlyFirstTask(**kw).fit(X, Y).score_tasks(X, Y)
+    assert plain["r"] > 0.8 and masked["r"] < 0.3
+    assert masked["c"] > 0.85
+
+    class Scalar(MultiTaskNet):
+        def get_loss(self, y_pred, y_true, X=None, training=False):
+            return super().get_loss(y_pred, y_true, X=X, training=training).sum()
+
+    with pytest.raises(ValueError, match=r"get_loss must return one loss per task, shape \(2,\)"):
+        Scalar(max_epochs=1).fit(X, Y)
+
+
+def test_on_batch_end_receives_the_step_with_per_task_losses(data):
+    X, Y = data
+    steps = []
+
+    class Steps(skorch.callbacks.Callback):
+        def on_batch_end(self, net, batch=None, training=None, **step):
+            if training:
+                steps.append(step)
+
+    net = MultiTaskNet(max_epochs=1, batch_size=100, early_stopping=False,
+                       callbacks=[Steps()]).fit(X, Y)
+    assert len(steps) == 2
+    assert set(steps[0]) >= {"loss", "y_pred", "task_losses", "task_counts"}
+    assert steps[0]["task_losses"].shape == (2,) and len(steps[0]["y_pred"]) == 2
+    counts = sum(s["task_counts"] for s in steps)
+    assert counts.tolist() == [200.0, 200.0]
+    # the epoch's per-task loss is the count-weighted mean of the batches' losses
+    mean = sum(s["task_losses"] * s["task_counts"] for s in steps) / counts
+    np.testing.assert_allclose(mean.numpy(), [net.history[-1, "train_loss_c"],
+                                              net.history[-1, "train_loss_r"]], rtol=1e-5)
+
+
+def test_default_callbacks_can_be_removed(data):
+    X, Y = data
+    net = MultiTaskNet(max_epochs=2, train_split=0.2, random_state=0,
+                       callbacks__valid_scores=None, callbacks__task_weights=None).fit(X, Y)
+    row = net.history[-1]
+    assert "valid_loss" in row and "valid_loss_c" in row
+    assert not any(k.startswith(("valid_acc", "valid_r2", "valid_score", "weight_"))
+                   for k in row)
+    names = [name for name, _ in net.callbacks_]
+    assert names == ["epoch_timer", "early_stopping", "print_log"]  # skorch: PrintLog last
+
+
+def test_iterator_train_dataloader_trains_like_the_sliced_batches(data):
+    X, Y = data
+    kw = dict(max_epochs=3, batch_size=32, early_stopping=False, random_state=0,
+              iterator_train__shuffle=False)
+    sliced = MultiTaskNet(**kw).fit(X, Y)
+    loader = MultiTaskNet(iterator_train=torch.utils.data.DataLoader, **kw).fit(X, Y)
+    np.testing.assert_allclose(loader.history[:, "train_loss"],
+                               sliced.history[:, "train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(loader.predict(X).astype(float), sliced.predict(X).astype(float),
+                               rtol=1e-4, atol=1e-5)
+    # an iterator_train__ parameter other than batch size, shuffle, drop_last: DataLoader
+    collated = []
+
+    def collate(rows):
+        collated.append(len(rows))
+        return torch.utils.data.default_collate(rows)
+
+    MultiTaskNet(iterator_train__collate_fn=collate, **kw).fit(X, Y)
+    assert sum(collated) == 3 * 200
+
+
+@pytest.mark.filterwarnings("ignore:You set iterator_valid__shuffle=True:UserWarning")
+def test_iterator_valid_batch_size_and_drop_last(data):
+    X, Y = data
+    net = MultiTaskNet(max_epochs=1, batch_size=64, iterator_train__drop_last=True,
+                       iterator_valid__batch_size=7, train_split=0.25,
+                       random_state=0).fit(X, Y)
+    assert net.history[-1, "train_batch_count"] == 150 // 64  # the short batch dropped
+    assert net.history[-1, "valid_batch_count"] == 7  # 50 rows: 7 × 7, the last row merged
+    with pytest.raises(ValueError, match="iterator_valid__shuffle must be False"):
+        MultiTaskNet(max_epochs=1, iterator_valid__shuffle=True).fit(X, Y).predict(X)

@@ -1,0 +1,168 @@
+"""Rows of a fit or a prediction as skorch datasets, and the batches ``get_iterator`` makes.
+
+``MultiTaskNet`` moves its training data to the training device once per fit; a batch is an
+``index_select`` of those tensors, not a collation of rows. :class:`DeviceRows` is that data
+as a ``torch.utils.data.Dataset`` (so skorch's ``DataLoader`` can also read it row by row),
+:class:`PredictRows` the input of a prediction, copied to the device a chunk at a time, and
+:class:`RowBatches` the iterator ``MultiTaskNet.get_iterator`` returns for them.
+
+A batch is ``(Xi, yi)`` as in skorch: ``Xi = (blocks, mask)`` (``blocks`` a dict of scaled
+input tensors, ``mask`` the ``(n, M)`` presence of each block) and ``yi = (targets,
+label_mask)`` (``None`` for a prediction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["DeviceRows", "PredictRows", "RowBatches", "batch_spans"]
+
+Batch = tuple[tuple[dict[str, torch.Tensor], torch.Tensor],
+              "tuple[torch.Tensor, torch.Tensor] | None"]
+
+
+def batch_spans(n: int, size: int, drop_last: bool = False) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each batch of ``n`` rows; a last batch of one row joins the previous.
+
+    A batch of one row breaks batch normalisation; ``drop_last`` drops a short last batch.
+    """
+    starts = list(range(0, n, size))
+    if drop_last and starts and n - starts[-1] < size and len(starts) > 1:
+        starts.pop()
+        return [(s, s + size) for s in starts]
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
+
+
+class DeviceRows(Dataset):
+    """Rows of a fit's data, held as tensors on the training device.
+
+    Parameters
+    ----------
+    blocks : mapping of str to Tensor
+        Scaled input blocks, ``(N, *shape)`` each.
+    mask : Tensor of bool, shape (N, M)
+        Presence of each block per row.
+    targets : Tensor of shape (N, T)
+        Encoded targets.
+    label_mask : Tensor of shape (N, T)
+        Label weight of each row for each task (0 where missing).
+    rows : Tensor of int64, optional
+        The rows of this dataset (default: all ``N``).
+    """
+
+    def __init__(self, blocks: Mapping[str, torch.Tensor], mask: torch.Tensor,
+                 targets: torch.Tensor, label_mask: torch.Tensor,
+                 rows: torch.Tensor | None = None):
+        self.blocks = dict(blocks)
+        self.mask = mask
+        self.targets = targets
+        self.label_mask = label_mask
+        self.rows = (torch.arange(mask.shape[0], device=mask.device) if rows is None
+                     else rows.to(mask.device))
+
+    @property
+    def device(self) -> torch.device:
+        """Where the tensors live."""
+        return self.mask.device
+
+    def subset(self, rows: np.ndarray | torch.Tensor) -> DeviceRows:
+        """The same tensors restricted to ``rows`` (indices into the whole data)."""
+        return DeviceRows(self.blocks, self.mask, self.targets, self.label_mask,
+                          torch.as_tensor(rows, device=self.device))
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def take(self, positions: torch.Tensor | slice) -> Batch:
+        """The batch of the rows at ``positions`` (into this dataset's rows)."""
+        idx = self.rows[positions]
+        return (({k: v.index_select(0, idx) for k, v in self.blocks.items()},
+                 self.mask.index_select(0, idx)),
+                (self.targets.index_select(0, idx), self.label_mask.index_select(0, idx)))
+
+    def __getitem__(self, i: int) -> Any:
+        """One row, unbatched (for a ``DataLoader``, whose collation adds the batch axis)."""
+        r = self.rows[i]
+        return (({k: v[r] for k, v in self.blocks.items()}, self.mask[r]),
+                (self.targets[r], self.label_mask[r]))
+
+
+class PredictRows(Dataset):
+    """The input of a prediction, kept on the host and sent to the device a chunk at a time.
+
+    Parameters
+    ----------
+    blocks : mapping of str to ndarray
+        Validated input blocks.
+    mask : ndarray of bool, shape (n, M)
+        Presence of each block per row.
+    to_device : callable
+        ``(blocks, mask) -> (blocks, mask)``: host slices to scaled device tensors.
+    """
+
+    def __init__(self, blocks: Mapping[str, np.ndarray], mask: np.ndarray,
+                 to_device: Callable[[dict[str, np.ndarray], np.ndarray], Any]):
+        self.blocks = dict(blocks)
+        self.mask = mask
+        self.to_device = to_device
+
+    def __len__(self) -> int:
+        return int(self.mask.shape[0])
+
+    def take(self, positions: slice) -> Batch:
+        """The batch of a contiguous span of rows, on the device."""
+        return (self.to_device({k: v[positions] for k, v in self.blocks.items()},
+                               self.mask[positions]), None)
+
+    def __getitem__(self, i: int) -> Any:
+        raise TypeError("PredictRows is read in chunks by MultiTaskNet.get_iterator, not "
+                        "row by row.")
+
+
+class RowBatches:
+    """Batches of a :class:`DeviceRows` or :class:`PredictRows`, sliced, not collated.
+
+    Parameters
+    ----------
+    dataset : DeviceRows or PredictRows
+        The rows.
+    batch_size : int
+        Rows per batch (``-1``: all rows in one batch, as in skorch).
+    shuffle : bool, default=False
+        Draw a new order of the rows at each pass (torch's global generator).
+    drop_last : bool, default=False
+        Drop a short last batch.
+    """
+
+    def __init__(self, dataset: DeviceRows | PredictRows, batch_size: int,
+                 shuffle: bool = False, drop_last: bool = False):
+        self.dataset = dataset
+        self.batch_size = len(dataset) if batch_size == -1 else int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or -1, got {batch_size!r}.")
+        if shuffle and isinstance(dataset, PredictRows):
+            raise ValueError("Prediction rows are read in order: iterator_valid__shuffle must "
+                             "be False.")
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+
+    def __len__(self) -> int:
+        return len(batch_spans(len(self.dataset), self.batch_size, self.drop_last))
+
+    def __iter__(self) -> Iterator[Batch]:
+        n = len(self.dataset)
+        spans = batch_spans(n, self.batch_size, self.drop_last)
+        if isinstance(self.dataset, PredictRows):
+            for start, stop in spans:
+                yield self.dataset.take(slice(start, stop))
+            return
+        order = (torch.randperm(n).to(self.dataset.device) if self.shuffle else None)
+        for start, stop in spans:
+            yield self.dataset.take(slice(start, stop) if order is None else order[start:stop])
