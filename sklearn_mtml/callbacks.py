@@ -103,15 +103,26 @@ class TaskScores(Callback):
 
 
 class TaskWeights(Callback):
-    """Record each task's loss weight in force (``weight_<task>``) once per epoch.
+    """Record each task's loss weight (``weight_<task>``) once per epoch.
 
-    A default callback of ``MultiTaskNet`` (named ``task_weights``); adaptive weightings
-    (uncertainty, DWA, GradNorm) change these during training.
+    A default callback of ``MultiTaskNet`` (named ``task_weights``). The weights recorded are
+    those in force at the epoch's last training step (adaptive weightings — uncertainty,
+    DWA, GradNorm — change them during training), kept on the device until the epoch ends.
     """
 
+    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
+        self.last_: torch.Tensor | None = None
+
+    def on_batch_end(self, net: Any, training: bool | None = None,  # noqa: D102
+                     **kwargs: Any) -> None:
+        if training:
+            self.last_ = net.weighting_.task_weights().detach()
+
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
-        weights = net.weighting_.task_weights().detach().float().cpu().numpy().reshape(-1)
-        for name, w in zip(net.task_names_, weights):
+        last = getattr(self, "last_", None)
+        if last is None:
+            return
+        for name, w in zip(net.task_names_, last.float().cpu().numpy().reshape(-1)):
             net.history.record(f"weight_{name}", float(w))
 
 

@@ -63,6 +63,8 @@ __all__ = ["MultiTaskLoss", "MultiTaskNet"]
 #: Fitted attributes that define the network's shape, saved beside checkpointed parameters.
 _LAYOUT_STATE = ("tasks_", "task_names_", "layout_", "input_stats_", "classes_",
                  "n_features_in_", "feature_names_in_", "_y_1d")
+#: Key of the loss weighting's state in the saved layout.
+_WEIGHTING_STATE = "weighting_state"
 
 
 class MultiTaskLoss(nn.Module):
@@ -498,16 +500,25 @@ class MultiTaskNet(NeuralNet):
         """Save parameters, optimizer and history as skorch does (see ``NeuralNet.save_params``).
 
         With ``f_params`` a path, the fitted tasks and input layout go to ``<f_params>.layout``
-        beside it, so that :meth:`load_params` can restore a net that was never fitted.
+        beside it, with the loss weighting's state (learned uncertainty weights, DWA's loss
+        history, GradNorm's weights), so that :meth:`load_params` can restore a net that
+        was never fitted and resume its training (``Checkpoint`` + ``LoadInitState``).
         """
         self.check_is_fitted()
         with self._on_resolved_device():
             super().save_params(*args, **kwargs)
-        # skorch's Checkpoint passes the module's file as f_module
-        target = kwargs.get("f_params", kwargs.get("f_module", args[0] if args else None))
-        if isinstance(target, (str, os.PathLike)):
+        target = self._params_path(kwargs.get("f_params", kwargs.get("f_module",
+                                                                       args[0] if args else None)))
+        if target is not None:
             state = {k: self.__dict__[k] for k in _LAYOUT_STATE if k in self.__dict__}
-            joblib.dump(state, f"{os.fspath(target)}.layout")
+            state[_WEIGHTING_STATE] = {k: v.detach().cpu()
+                                       for k, v in self.weighting_.state_dict().items()}
+            joblib.dump(state, f"{target}.layout")
+
+    @staticmethod
+    def _params_path(f_params: Any) -> str | None:
+        # skorch's Checkpoint passes the module's file as f_module
+        return os.fspath(f_params) if isinstance(f_params, (str, os.PathLike)) else None
 
     def load_params(self, f_params: Any = None, f_optimizer: Any = None,
                     f_criterion: Any = None, f_history: Any = None, checkpoint: Any = None,
@@ -516,35 +527,40 @@ class MultiTaskNet(NeuralNet):
 
         A net that was never fitted reads the tasks and input layout from the ``.layout``
         file saved beside the parameters, then builds its modules; a fitted (or unpickled)
-        net must have the same tasks and layout, which define the network's shape.
+        net must have the same tasks and layout, which define the network's shape. The
+        loss weighting's state saved there is restored too.
         """
+        if f_params is None and checkpoint is not None:
+            if checkpoint.f_history is not None and f_history is None:
+                # as skorch does: the file names may refer to the history's last epoch
+                self.history = History.from_file(checkpoint.f_history_)
+            files = checkpoint.get_formatted_files(self)
+            path = self._params_path(files.get("f_params", files.get("f_module")))
+        else:
+            path = self._params_path(f_params)
+        layout = (joblib.load(f"{path}.layout") if path is not None
+                  and os.path.exists(f"{path}.layout") else None)
         if not hasattr(self, "tasks_"):
-            self._load_layout(f_params, f_history, checkpoint)
+            self._load_layout(layout, path)
         with self._on_resolved_device():
             super().load_params(f_params=f_params, f_optimizer=f_optimizer,
                                 f_criterion=f_criterion, f_history=f_history,
                                 checkpoint=checkpoint, **kwargs)
             self.device_ = torch.device(self.device)
+        if layout is not None and layout.get(_WEIGHTING_STATE) is not None:
+            self.weighting_.load_state_dict(layout[_WEIGHTING_STATE])
 
-    def _load_layout(self, f_params: Any, f_history: Any, checkpoint: Any) -> None:
-        """Restore the fitted tasks and layout saved beside ``f_params``, then initialise."""
-        if f_params is None and checkpoint is not None:
-            if checkpoint.f_history is not None and f_history is None:
-                # the checkpoint's file names may refer to the last epoch
-                self.history = History.from_file(checkpoint.f_history_)
-            files = checkpoint.get_formatted_files(self)
-            f_params = files.get("f_params", files.get("f_module"))
-        path = f"{os.fspath(f_params)}.layout" if isinstance(
-            f_params, (str, os.PathLike)) else None
-        if path is None or not os.path.exists(path):
-            missing = "" if path is None else f"; {path} is missing"
+    def _load_layout(self, layout: dict | None, path: str | None) -> None:
+        """Restore the fitted tasks and layout saved beside the parameters, then initialise."""
+        if layout is None:
+            missing = "" if path is None else f"; {path}.layout is missing"
             raise RuntimeError(
                 "load_params needs the tasks and input layout that define the network: fit "
                 "the net or unpickle a fitted one first, or load parameters saved by "
                 "MultiTaskNet.save_params / Checkpoint to a path (they leave a "
                 f"'<f_params>.layout' file beside them{missing})."
             )
-        self.__dict__.update(joblib.load(path))
+        self.__dict__.update({k: v for k, v in layout.items() if k in _LAYOUT_STATE})
         self.device_ = _resolve_device(self.device)
         with self._on_resolved_device():
             super().initialize()
@@ -1050,11 +1066,11 @@ ModalityBlocks
                     self.run_single_epoch(iterator_train, training=True, prefix="train",
                                           step_fn=self.train_step, **fit_params)
                     self._check_finite_loss(epoch)
+                    self.weighting_.epoch_end(torch.as_tensor(
+                        [self.history[-1, f"train_loss_{t}"] for t in self.task_names_]))
                     self.run_single_epoch(iterator_valid, training=False, prefix="valid",
                                           step_fn=self.validation_step, **fit_params)
                     self.notify("on_epoch_end", **epoch_kwargs)
-                    self.weighting_.epoch_end(torch.as_tensor(
-                        [self.history[-1, f"train_loss_{t}"] for t in self.task_names_]))
             except KeyboardInterrupt:  # skorch's EarlyStopping stops training this way
                 pass
             finally:
