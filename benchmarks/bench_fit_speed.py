@@ -153,6 +153,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--options", action="store_true",
+                        help="also time precision='bf16', '16-mixed' and compile=True")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -163,6 +165,12 @@ def main(argv=None):
             "MultiTaskNet": ours,
             "MultiTaskNet, default features": lambda *a: ours(
                 *a, input_scaling="robust", module__wide=True, lr_schedule="cosine")}
+    if args.options:
+        runs |= {"MultiTaskNet, precision='bf16'": lambda *a: ours(*a, precision="bf16"),
+                 "MultiTaskNet, precision='16-mixed'": lambda *a: ours(
+                     *a, precision="16-mixed"),
+                 # compiled once per fit: the first epoch pays the compilation
+                 "MultiTaskNet, compile=True": lambda *a: ours(*a, compile=True)}
     fit_times = {name: np.inf for name in runs}
     models = {}
     hand_loop(data, device, 1, args.batch_size, 1e-3)  # warm-up (allocator, kernels)
@@ -183,12 +191,11 @@ def main(argv=None):
         "hand-written loop": time_predict(plain_pass, device, args.repeats),
         "plain skorch": time_predict(lambda: models["plain skorch"].forward(X), device,
                                      args.repeats),
-        "MultiTaskNet": time_predict(lambda: models["MultiTaskNet"].forward_outputs(X),
-                                     device, args.repeats),
-        "MultiTaskNet, default features": time_predict(
-            lambda: models["MultiTaskNet, default features"].forward_outputs(X), device,
-            args.repeats),
     }
+    for name in runs:
+        if name.startswith("MultiTaskNet"):
+            pred_times[name] = time_predict(
+                lambda net=models[name]: net.forward_outputs(X), device, args.repeats)
     scores = models["MultiTaskNet"].score_tasks(X, np.column_stack(data[1:]))
     print(f"device={device} n={args.n} features={args.features} batch={args.batch_size} "
           f"epochs={args.epochs} threads={torch.get_num_threads()} best of {args.repeats}")

@@ -156,6 +156,22 @@ def _as_token_block(name: str, value: object) -> np.ndarray:
     return np.asarray(value, dtype=np.int64)
 
 
+def _row_finiteness(arr: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: whether all values are finite, and whether all are NaN.
+
+    Computed in chunks of rows, so that a large (memory-mapped) block is never copied whole.
+    """
+    n = arr.shape[0]
+    finite = np.empty(n, dtype=bool)
+    all_nan = np.zeros(n, dtype=bool)
+    for start in range(0, n, chunk):
+        part = np.asarray(arr[start:start + chunk]).reshape(min(chunk, n - start), -1)
+        finite[start:start + chunk] = np.isfinite(part).all(axis=1)
+        if arr.dtype.kind == "f":
+            all_nan[start:start + chunk] = np.isnan(part).all(axis=1)
+    return finite, all_nan
+
+
 def convert_blocks(X: object, tokens: Collection[str] = ()
                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Convert a block input to float32 blocks and an ``(n, M)`` presence mask.
@@ -177,9 +193,7 @@ def convert_blocks(X: object, tokens: Collection[str] = ()
         raise ValueError("X has 0 samples; at least one sample is required.")
     present = np.ones((n, len(blocks)), dtype=bool)
     for j, (name, arr) in enumerate(blocks.items()):
-        finite = np.isfinite(arr).reshape(n, -1)
-        all_nan = np.isnan(arr).reshape(n, -1).all(axis=1) if arr.dtype.kind == "f" \
-            else np.zeros(n, dtype=bool)
+        finite, all_nan = _row_finiteness(arr)
         if masks is not None and name in masks:
             present[:, j] = masks[name]
             if masks[name].shape != (n,):
@@ -187,7 +201,7 @@ def convert_blocks(X: object, tokens: Collection[str] = ()
                                  f"expected ({n},).")
         else:
             present[:, j] = ~all_nan
-        bad = ~finite.all(axis=1) & present[:, j]
+        bad = ~finite & present[:, j]
         if bad.any():
             raise ValueError(
                 f"Block {name!r} contains NaN or inf in present rows (first: row "

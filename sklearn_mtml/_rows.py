@@ -13,14 +13,17 @@ label_mask)`` (``None`` for a prediction).
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["DeviceRows", "PredictRows", "RowBatches", "batch_spans"]
+__all__ = ["DeviceRows", "HostRows", "PredictRows", "RowBatches", "batch_spans",
+           "is_memory_mapped"]
 
 Batch = tuple[tuple[dict[str, torch.Tensor], torch.Tensor],
               "tuple[torch.Tensor, torch.Tensor] | None"]
@@ -94,6 +97,73 @@ class DeviceRows(Dataset):
                 (self.targets[r], self.label_mask[r]))
 
 
+def is_memory_mapped(arr: Any) -> bool:
+    """Whether ``arr`` (or the array it is a view of) is backed by a memory-mapped file."""
+    while arr is not None:
+        if isinstance(arr, (np.memmap, mmap.mmap)):
+            return True
+        arr = getattr(arr, "base", None)
+    return False
+
+
+class HostRows(Dataset):
+    """Rows of a fit whose inputs stay on the host (e.g. memory-mapped) and stream per batch.
+
+    Each batch gathers its rows from the host arrays (a memory-mapped file reads only those
+    rows), copies them to the device (pinned, non-blocking on CUDA) and scales them there;
+    targets and masks, which are small, live on the device.
+
+    Parameters
+    ----------
+    blocks : mapping of str to ndarray
+        Input blocks on the host, ``(N, *shape)`` each, unscaled.
+    mask, targets, label_mask : Tensor
+        As in :class:`DeviceRows`, on the device.
+    to_device : callable
+        ``blocks -> blocks``: host rows to scaled device tensors.
+    rows : ndarray of int64, optional
+        The rows of this dataset (default: all ``N``).
+    """
+
+    def __init__(self, blocks: Mapping[str, np.ndarray], mask: torch.Tensor,
+                 targets: torch.Tensor, label_mask: torch.Tensor,
+                 to_device: Callable[[dict[str, np.ndarray]], dict[str, torch.Tensor]],
+                 rows: np.ndarray | None = None):
+        self.blocks = dict(blocks)
+        self.mask = mask
+        self.targets = targets
+        self.label_mask = label_mask
+        self.to_device = to_device
+        self.rows = np.arange(mask.shape[0]) if rows is None else np.asarray(rows)
+
+    @property
+    def device(self) -> torch.device:
+        """Where batches go."""
+        return self.mask.device
+
+    def subset(self, rows: np.ndarray | torch.Tensor) -> HostRows:
+        """The same arrays restricted to ``rows`` (indices into the whole data)."""
+        rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
+        return HostRows(self.blocks, self.mask, self.targets, self.label_mask,
+                        self.to_device, rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, positions: torch.Tensor | slice) -> Batch:
+        """The batch of the rows at ``positions`` (into this dataset's rows), on the device."""
+        idx = self.rows[positions.cpu().numpy() if isinstance(positions, torch.Tensor)
+                        else positions]
+        idx_t = torch.as_tensor(idx, device=self.device)
+        return ((self.to_device({k: v[idx] for k, v in self.blocks.items()}),
+                 self.mask.index_select(0, idx_t)),
+                (self.targets.index_select(0, idx_t), self.label_mask.index_select(0, idx_t)))
+
+    def __getitem__(self, i: int) -> Any:
+        raise TypeError("Streamed rows are read in batches by MultiTaskNet's own iterator; "
+                        "iterator_train cannot be a DataLoader class with streaming=True.")
+
+
 class PredictRows(Dataset):
     """The input of a prediction, kept on the host and sent to the device a chunk at a time.
 
@@ -127,7 +197,10 @@ class PredictRows(Dataset):
 
 
 class RowBatches:
-    """Batches of a :class:`DeviceRows` or :class:`PredictRows`, sliced, not collated.
+    """Batches of a :class:`DeviceRows`, :class:`HostRows` or :class:`PredictRows`.
+
+    Batches are sliced (or gathered), not collated row by row; :class:`HostRows` batches
+    are prepared one ahead in a background thread.
 
     Parameters
     ----------
@@ -141,7 +214,7 @@ class RowBatches:
         Drop a short last batch.
     """
 
-    def __init__(self, dataset: DeviceRows | PredictRows, batch_size: int,
+    def __init__(self, dataset: DeviceRows | HostRows | PredictRows, batch_size: int,
                  shuffle: bool = False, drop_last: bool = False):
         self.dataset = dataset
         self.batch_size = len(dataset) if batch_size == -1 else int(batch_size)
@@ -163,6 +236,25 @@ class RowBatches:
             for start, stop in spans:
                 yield self.dataset.take(slice(start, stop))
             return
+        if isinstance(self.dataset, HostRows):
+            yield from self._prefetched(spans)
+            return
         order = (torch.randperm(n).to(self.dataset.device) if self.shuffle else None)
         for start, stop in spans:
             yield self.dataset.take(slice(start, stop) if order is None else order[start:stop])
+
+    def _prefetched(self, spans: list[tuple[int, int]]) -> Iterator[Batch]:
+        """Host batches, each gathered and copied while the previous one trains."""
+        dataset = cast(HostRows, self.dataset)
+        order = torch.randperm(len(dataset)) if self.shuffle else None  # same draw as above
+        positions: list[torch.Tensor | slice] = [
+            slice(a, b) if order is None else order[a:b] for a, b in spans]
+        if not positions:
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(dataset.take, positions[0])
+            for nxt in positions[1:]:
+                batch = pending.result()
+                pending = pool.submit(dataset.take, nxt)
+                yield batch
+            yield pending.result()

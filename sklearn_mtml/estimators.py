@@ -30,6 +30,7 @@ from skorch.callbacks import EpochTimer, LRScheduler
 from skorch.callbacks import ProgressBar as SkorchProgressBar
 from skorch.dataset import ValidSplit, unpack_data
 from skorch.history import History
+from skorch.utils import TeeGenerator
 from torch import nn
 
 from ._inputs import (
@@ -43,7 +44,14 @@ from ._inputs import (
     is_block_input,
     prefix_groups,
 )
-from ._rows import DeviceRows, PredictRows, RowBatches, batch_spans
+from ._rows import (
+    DeviceRows,
+    HostRows,
+    PredictRows,
+    RowBatches,
+    batch_spans,
+    is_memory_mapped,
+)
 from ._training import (
     auto_batch_size,
     auto_max_epochs,
@@ -56,13 +64,16 @@ from .nn.encoders import reads_tokens
 from .nn.model import MultiTaskModule
 from .nn.scaling import SCALINGS, block_statistics
 from .tasks import Task, _ClassificationTask, is_missing, make_task
-from .weighting import make_weighting
+from .weighting import Weighting, make_weighting
 
 __all__ = ["MultiTaskLoss", "MultiTaskNet"]
 
 #: Fitted attributes that define the network's shape, saved beside checkpointed parameters.
 _LAYOUT_STATE = ("tasks_", "task_names_", "layout_", "input_stats_", "classes_",
                  "n_features_in_", "feature_names_in_", "_y_1d")
+#: ``precision`` values and their autocast dtypes (``None``: no autocast).
+PRECISIONS: dict[str, torch.dtype | None] = {"32": None, "bf16": torch.bfloat16,
+                                              "16-mixed": torch.float16}
 #: Key of the loss weighting's state in the saved layout.
 _WEIGHTING_STATE = "weighting_state"
 
@@ -269,7 +280,24 @@ class MultiTaskNet(NeuralNet):
         Seeds weight initialisation, shuffling and dropout (the global torch RNG is restored
         afterwards). Runs are reproducible on the CPU.
     compile : bool, default=False
-        Compile the module with ``torch.compile``.
+        Run the network through ``torch.compile`` (``compile__*`` parameters are its
+        arguments, e.g. ``compile__mode="max-autotune"``) for training and prediction. The
+        module itself (``module_``, its ``state_dict``, pickles, checkpoints) stays the plain
+        one. The first steps pay the compilation (tens of seconds on a CPU); it pays off on
+        GPUs and large models.
+    precision : {"32", "bf16", "16-mixed"}, default="32"
+        Numeric precision of the forward passes: float32; bfloat16 autocast (``"bf16"``:
+        weights and optimizer stay float32); or float16 autocast with a gradient scaler
+        (``"16-mixed"``, for GPUs without bfloat16; not with ``weighting="gradnorm"`` or
+        ``"pcgrad"``, which compute per-task gradients themselves). Losses are computed in
+        float32. Meant for GPUs: on a CPU without bfloat16 units ``"bf16"`` is slower.
+    streaming : bool or "auto", default="auto"
+        Where the training inputs live during a fit. ``False``: on the training device,
+        copied once per fit and sliced per batch (fastest). ``True``: on the host, each
+        batch's rows gathered, copied to the device and scaled while the previous batch
+        trains, so memory stays bounded. ``"auto"`` streams when an input block is a
+        memory-mapped array (``np.memmap``, ``np.load(..., mmap_mode="r")``) or, on a GPU,
+        when the inputs exceed half of its free memory.
     torch_load_kwargs : dict or None, default=None
         Keyword arguments of ``torch.load`` when unpickling (skorch).
     **kwargs
@@ -363,6 +391,8 @@ class MultiTaskNet(NeuralNet):
         device: str = "auto",
         random_state: int | np.random.RandomState | None = None,
         compile: bool = False,
+        precision: str = "32",
+        streaming: bool | str = "auto",
         torch_load_kwargs: dict | None = None,
         **kwargs: Any,
     ):
@@ -391,6 +421,8 @@ class MultiTaskNet(NeuralNet):
         self.device = device
         self.random_state = random_state
         self.compile = compile
+        self.precision = precision
+        self.streaming = streaming
         self.torch_load_kwargs = torch_load_kwargs
         self._params_to_validate = set(kwargs)
         self.__dict__.update(kwargs)
@@ -646,6 +678,12 @@ class MultiTaskNet(NeuralNet):
         vf = self.validation_fraction
         if not isinstance(vf, numbers.Real) or isinstance(vf, bool) or not 0 < vf < 1:
             raise ValueError(f"validation_fraction must be a number in (0, 1), got {vf!r}.")
+        if not (self.streaming in (True, False) or self.streaming == "auto"):
+            raise ValueError("streaming must be True, False or 'auto', got "
+                             f"{self.streaming!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got "
+                             f"{self.precision!r}.")
         if self.lr_schedule not in (None, "cosine"):
             raise ValueError(f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}.")
         _resolve_device(self.device)
@@ -970,9 +1008,13 @@ ModalityBlocks
         return self
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        """Copy a host array to the training device (pinned and non-blocking on CUDA)."""
         if not array.flags.writeable:
             array = array.copy()
-        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device_)
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if self.device_.type != "cuda":
+            return tensor.to(self.device_)
+        return tensor.pin_memory().to(self.device_, non_blocking=True)
 
     def _uses_early_stopping(self, n: int) -> bool:
         if self.early_stopping == "auto":
@@ -1030,10 +1072,16 @@ ModalityBlocks
             empty = [t for t, has in zip(self.task_names_, label_mask[train_idx].any(axis=0))
                      if not has]
             raise ValueError(f"Tasks {empty} have no labelled row in the training split.")
-        rows = DeviceRows(
-            # scaled once per fit: batches are sliced from the scaled tensors
-            self.module_.scale_inputs({k: self._to_device(v) for k, v in blocks.items()}),
-            self._to_device(mask), self._to_device(targets), self._to_device(label_mask))
+        self.streamed_ = self._streams(blocks)
+        rows: DeviceRows | HostRows
+        if self.streamed_:
+            rows = HostRows(blocks, self._to_device(mask), self._to_device(targets),
+                            self._to_device(label_mask), self._scaled_blocks_on_device)
+        else:
+            rows = DeviceRows(
+                # scaled once per fit: batches are sliced from the scaled tensors
+                self._scaled_blocks_on_device(blocks), self._to_device(mask),
+                self._to_device(targets), self._to_device(label_mask))
         dataset_train = rows.subset(train_idx)
         dataset_valid = (rows.subset(valid_idx) if valid_idx is not None and len(valid_idx)
                          else None)
@@ -1053,6 +1101,7 @@ ModalityBlocks
             "dataset_valid": None if valid_idx is None else RowSubset(*raw, valid_idx),
         }
         self._check_callbacks()
+        self._start_grad_scaler()
         self.best_epoch_ = None
         self.notify("on_train_begin", X=blocks, y=targets)
         with torch_threads(threads):
@@ -1077,7 +1126,30 @@ ModalityBlocks
                 if cosine:  # the next fit or partial_fit starts from lr again
                     for group, lr in zip(self.optimizer_.param_groups, base_lrs):
                         group["lr"] = lr
+        self.__dict__.pop("_grad_scaler", None)
         self.notify("on_train_end", X=blocks, y=targets)
+
+    def _start_grad_scaler(self) -> None:
+        """A gradient scaler for ``precision="16-mixed"`` (one per fit)."""
+        self.__dict__.pop("_grad_scaler", None)
+        if self.precision != "16-mixed":
+            return
+        if type(self.weighting_).backward is not Weighting.backward:
+            raise ValueError(
+                f"precision='16-mixed' scales the loss for float16 gradients, but "
+                f"weighting={self.weighting!r} computes per-task gradients itself; use "
+                "precision='bf16' (no scaling needed) or '32'."
+            )
+        self.__dict__["_grad_scaler"] = torch.amp.GradScaler(self.device_.type)
+
+    def get_params_for_optimizer(self, prefix: str, named_parameters: Any) -> Any:
+        """Skorch's optimizer arguments; on CUDA, Adam and AdamW default to ``fused=True``."""
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        if (prefix == "optimizer" and self.device_.type == "cuda"
+                and self.optimizer in (torch.optim.Adam, torch.optim.AdamW)
+                and "fused" not in kwargs and "foreach" not in kwargs):
+            kwargs["fused"] = True
+        return args, kwargs
 
     # ------------------------------------------------------------------------------------
     # skorch's training hooks
@@ -1110,10 +1182,16 @@ ModalityBlocks
             batch_size = (getattr(self, "batch_size_", None) or 256) if training \
                 else self._predict_batch_size()
         shuffle = kwargs.pop("shuffle", training)
-        ours = isinstance(dataset, (DeviceRows, PredictRows))
+        ours = isinstance(dataset, (DeviceRows, HostRows, PredictRows))
         if ours and iterator is None and set(kwargs) <= {"drop_last"}:
             return RowBatches(dataset, batch_size, shuffle=shuffle,
                               drop_last=kwargs.get("drop_last", False))
+        if isinstance(dataset, HostRows):
+            raise ValueError(
+                "Streamed inputs (streaming=True, or memory-mapped blocks) are read by the "
+                f"built-in batches; iterator_train={iterator!r} and the iterator_train "
+                f"parameters {sorted(kwargs)} need streaming=False."
+            )
         if isinstance(dataset, PredictRows):
             raise ValueError(
                 "Predictions are read in chunks of iterator_valid__batch_size rows; other "
@@ -1140,7 +1218,41 @@ ModalityBlocks
             more, e.g. ``return_blocks``).
         """
         blocks, mask = x
-        return self.module_(blocks, mask, prescaled=True, **fit_params)
+        with self._autocast():
+            return self._forward_module()(blocks, mask, prescaled=True, **fit_params)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_.type, dtype=dtype)
+
+    def _forward_module(self) -> Any:
+        """``module_``, or its ``torch.compile`` wrapper (built once, never pickled)."""
+        if not self.compile:
+            return self.module_
+        cached = self.__dict__.get("_compiled_module")
+        if cached is None or cached[0] is not self.module_:
+            cached = (self.module_, torch.compile(self.module_,
+                                                  **self.get_params_for("compile")))
+            self.__dict__["_compiled_module"] = cached
+        return cached[1]
+
+    def torch_compile(self, module: nn.Module, name: str) -> nn.Module:
+        """Leave ``module`` as it is: with ``compile=True`` only the forward call is compiled.
+
+        skorch replaces ``module_`` by ``torch.compile``'s wrapper, whose ``state_dict`` keys
+        gain an ``_orig_mod.`` prefix; here ``module_`` stays the plain module (checkpoints
+        load into nets with or without ``compile``) and :meth:`infer` calls a compiled
+        wrapper of it.
+        """
+        return module
+
+    def __getstate__(self) -> dict:  # noqa: D105
+        state = super().__getstate__()
+        state.pop("_compiled_module", None)
+        state.pop("_grad_scaler", None)
+        return state
 
     def get_loss(self, y_pred: Any, y_true: Any, X: Any = None, training: bool = False
                  ) -> torch.Tensor:
@@ -1170,6 +1282,10 @@ ModalityBlocks
         per_block = None
         if isinstance(y_pred, tuple):
             y_pred, per_block, used = y_pred
+        if self.precision != "32":  # losses in float32 whatever the autocast dtype
+            y_pred = [o.float() for o in y_pred]
+            per_block = None if per_block is None else [[o.float() for o in b]
+                                                        for b in per_block]
         losses = self.criterion_(y_pred, targets, label_mask)[0]
         if per_block is not None:
             block_losses = [self.criterion_(out, targets, label_mask * used[:, m:m + 1])[0]
@@ -1196,10 +1312,35 @@ ModalityBlocks
             raise ValueError(f"get_loss must return one loss per task, shape "
                              f"({len(self.tasks_)},); got shape {tuple(losses.shape)}.")
         counts = yi[1].to(losses.dtype).sum(0)
-        objective = self.weighting_.backward(losses, counts > 0, self.module_)
+        scaler = self.__dict__.get("_grad_scaler")
+        if scaler is None:
+            objective = self.weighting_.backward(losses, counts > 0, self.module_)
+        else:
+            objective = self.weighting_.backward(losses, counts > 0, self.module_,
+                                                 scale=scaler.scale)
         outputs = y_pred[0] if isinstance(y_pred, tuple) else y_pred
         return {"loss": objective, "y_pred": outputs, "task_losses": losses.detach(),
                 "task_counts": counts}
+
+    def train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """One optimizer step on a batch (skorch's; with ``precision="16-mixed"``, scaled).
+
+        With a gradient scaler the gradients are unscaled before ``on_grad_computed`` (so
+        ``GradientNormClipping`` sees true gradients) and the scaler skips steps whose
+        gradients overflowed.
+        """
+        scaler = self.__dict__.get("_grad_scaler")
+        if scaler is None:
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        scaler.unscale_(self.optimizer_)
+        self.notify("on_grad_computed",
+                    named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                    batch=batch, training=True)
+        scaler.step(self.optimizer_)
+        scaler.update()
+        return step
 
     def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         """Outputs and per-task losses of a validation batch, without gradients.
@@ -1300,7 +1441,7 @@ ModalityBlocks
         self.max_epochs_ = (auto_max_epochs(batches, n_train, early_stopping)
                             if self.max_epochs == "auto" else int(self.max_epochs))
 
-    def _step_flops(self, rows: DeviceRows) -> float:
+    def _step_flops(self, rows: DeviceRows | HostRows) -> float:
         """Estimated floating-point operations of one training step (3× a forward pass)."""
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -1308,7 +1449,10 @@ ModalityBlocks
         was_training = self.module_.training
         self.module_.eval()
         try:
-            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            with torch.no_grad(), FlopCounterMode(display=False) as counter, \
+                    warnings.catch_warnings():
+                # a compiled wrapper of the module warns about the counter's global hooks
+                warnings.filterwarnings("ignore", message=".*global hooks on modules")
                 self.module_(xb, mb, prescaled=True)
             flops = counter.get_total_flops() / max(int(mb.shape[0]), 1)
         except Exception:  # noqa: BLE001 - an estimate only: fall back to the weights
@@ -1355,10 +1499,24 @@ ModalityBlocks
         blocks, mask = self._validate_X(X, reset=False)
         return PredictRows(blocks, mask, self._scaled_on_device)
 
+    def _scaled_blocks_on_device(self, blocks: Mapping[str, np.ndarray]
+                                 ) -> dict[str, torch.Tensor]:
+        return self.module_.scale_inputs({k: self._to_device(v) for k, v in blocks.items()})
+
     def _scaled_on_device(self, blocks: dict[str, np.ndarray], mask: np.ndarray
                           ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        return (self.module_.scale_inputs({k: self._to_device(v) for k, v in blocks.items()}),
-                self._to_device(mask))
+        return self._scaled_blocks_on_device(blocks), self._to_device(mask)
+
+    def _streams(self, blocks: Mapping[str, np.ndarray]) -> bool:
+        """Whether this fit streams its inputs from the host (see ``streaming``)."""
+        if self.streaming != "auto":
+            return bool(self.streaming)
+        if any(is_memory_mapped(b) for b in blocks.values()):
+            return True
+        if self.device_.type != "cuda":
+            return False
+        free, _ = torch.cuda.mem_get_info(self.device_)
+        return sum(b.nbytes for b in blocks.values()) > free / 2
 
     def _forward_chunks(self, rows: PredictRows, training: bool = False,
                         weights: bool = False) -> Any:

@@ -22,7 +22,7 @@ strategy uses them as they are; adaptive strategies multiply them in as priors.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
@@ -85,8 +85,8 @@ class Weighting(nn.Module):
         """The scalar objective for ``losses`` (strategies that only reweight override this)."""
         return (self.task_weights() * losses).sum()
 
-    def backward(self, losses: torch.Tensor, present: torch.Tensor, model: nn.Module
-                 ) -> torch.Tensor:
+    def backward(self, losses: torch.Tensor, present: torch.Tensor, model: nn.Module,
+                 scale: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """Backpropagate the combined objective and return it, detached.
 
         Parameters
@@ -97,14 +97,18 @@ class Weighting(nn.Module):
             Whether each task had at least one label in the batch.
         model : MultiTaskModule
             The network (for its shared parameters).
+        scale : callable, optional
+            Applied to the objective before ``backward`` (a gradient scaler's ``scale`` for
+            float16 training). Strategies that compute per-task gradients themselves
+            (GradNorm, PCGrad) do not take it.
 
         Returns
         -------
         objective : Tensor
-            The scalar that was optimised.
+            The scalar that was optimised (unscaled).
         """
         objective = self.combine(losses, present)
-        objective.backward()
+        (objective if scale is None else scale(objective)).backward()
         return objective.detach()
 
     def epoch_end(self, epoch_losses: torch.Tensor) -> None:
