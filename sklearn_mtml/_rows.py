@@ -204,7 +204,7 @@ class RowBatches:
 
     Parameters
     ----------
-    dataset : DeviceRows or PredictRows
+    dataset : DeviceRows, HostRows or PredictRows
         The rows.
     batch_size : int
         Rows per batch (``-1``: all rows in one batch, as in skorch).
@@ -212,10 +212,17 @@ class RowBatches:
         Draw a new order of the rows at each pass (torch's global generator).
     drop_last : bool, default=False
         Drop a short last batch.
+    shard : (int, int), default=(0, 1)
+        ``(rank, world_size)``: this process iterates over every ``world_size``-th row of
+        the (shuffled) order, starting at ``rank`` (data-parallel training).
+    pad : bool, default=False
+        With several processes, repeat the first rows of the order so that every process
+        gets as many rows (the same number of optimizer steps; training batches).
     """
 
     def __init__(self, dataset: DeviceRows | HostRows | PredictRows, batch_size: int,
-                 shuffle: bool = False, drop_last: bool = False):
+                 shuffle: bool = False, drop_last: bool = False,
+                 shard: tuple[int, int] = (0, 1), pad: bool = False):
         self.dataset = dataset
         self.batch_size = len(dataset) if batch_size == -1 else int(batch_size)
         if self.batch_size < 1:
@@ -225,28 +232,51 @@ class RowBatches:
                              "be False.")
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
+        self.shard = (int(shard[0]), int(shard[1]))
+        self.pad = bool(pad)
+
+    def _n_local(self) -> int:
+        n = len(self.dataset)
+        rank, world = self.shard
+        if world == 1:
+            return n
+        return -(-n // world) if self.pad else len(range(rank, n, world))
 
     def __len__(self) -> int:
-        return len(batch_spans(len(self.dataset), self.batch_size, self.drop_last))
+        return len(batch_spans(self._n_local(), self.batch_size, self.drop_last))
+
+    def _order(self) -> torch.Tensor | None:
+        """The rows of this process, in order (``None``: all rows, as stored)."""
+        n = len(self.dataset)
+        order = torch.randperm(n) if self.shuffle else None
+        rank, world = self.shard
+        if world == 1:
+            return order
+        base = torch.arange(n) if order is None else order
+        if self.pad and n % world:
+            total = -(-n // world) * world
+            base = base.repeat(-(-total // n))[:total]
+        return base[rank::world]
 
     def __iter__(self) -> Iterator[Batch]:
-        n = len(self.dataset)
-        spans = batch_spans(n, self.batch_size, self.drop_last)
         if isinstance(self.dataset, PredictRows):
-            for start, stop in spans:
+            for start, stop in batch_spans(len(self.dataset), self.batch_size, self.drop_last):
                 yield self.dataset.take(slice(start, stop))
             return
+        order = self._order()
+        spans = batch_spans(self._n_local(), self.batch_size, self.drop_last)
         if isinstance(self.dataset, HostRows):
-            yield from self._prefetched(spans)
+            yield from self._prefetched(order, spans)
             return
-        order = (torch.randperm(n).to(self.dataset.device) if self.shuffle else None)
+        if order is not None:
+            order = order.to(self.dataset.device)
         for start, stop in spans:
             yield self.dataset.take(slice(start, stop) if order is None else order[start:stop])
 
-    def _prefetched(self, spans: list[tuple[int, int]]) -> Iterator[Batch]:
+    def _prefetched(self, order: torch.Tensor | None, spans: list[tuple[int, int]]
+                    ) -> Iterator[Batch]:
         """Host batches, each gathered and copied while the previous one trains."""
         dataset = cast(HostRows, self.dataset)
-        order = torch.randperm(len(dataset)) if self.shuffle else None  # same draw as above
         positions: list[torch.Tensor | slice] = [
             slice(a, b) if order is None else order[a:b] for a, b in spans]
         if not positions:

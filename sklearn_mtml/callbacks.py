@@ -91,6 +91,8 @@ class TaskScores(Callback):
         sums_t = getattr(self, "sums_", None)
         if sums_t is None:
             return
+        if hasattr(net, "_sum_across_processes"):  # data-parallel fits: every process's rows
+            sums_t = net._sum_across_processes(sums_t)
         sums = sums_t.cpu().numpy()
         scores = []
         for (name, task), s in zip(net.tasks_.items(), sums):

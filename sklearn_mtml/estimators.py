@@ -33,6 +33,7 @@ from skorch.history import History
 from skorch.utils import TeeGenerator
 from torch import nn
 
+from ._distributed import all_reduce_sum, average_gradients, broadcast_seed, process_group
 from ._inputs import (
     SINGLE_BLOCK,
     InputLayout,
@@ -298,6 +299,13 @@ class MultiTaskNet(NeuralNet):
         trains, so memory stays bounded. ``"auto"`` streams when an input block is a
         memory-mapped array (``np.memmap``, ``np.load(..., mmap_mode="r")``) or, on a GPU,
         when the inputs exceed half of its free memory.
+    distributed : bool or "auto", default="auto"
+        Data-parallel training across processes: when ``torch.distributed``'s default
+        process group holds several processes (``torchrun``), every process calls ``fit``
+        on the same data, trains on its share of the rows through
+        ``DistributedDataParallel`` and records the same history (statistics summed across
+        processes). ``"auto"``: whenever such a group is initialised; ``True``: require it;
+        ``False``: ignore it. See ``docs/scaling.md``.
     torch_load_kwargs : dict or None, default=None
         Keyword arguments of ``torch.load`` when unpickling (skorch).
     **kwargs
@@ -393,6 +401,7 @@ class MultiTaskNet(NeuralNet):
         compile: bool = False,
         precision: str = "32",
         streaming: bool | str = "auto",
+        distributed: bool | str = "auto",
         torch_load_kwargs: dict | None = None,
         **kwargs: Any,
     ):
@@ -423,6 +432,7 @@ class MultiTaskNet(NeuralNet):
         self.compile = compile
         self.precision = precision
         self.streaming = streaming
+        self.distributed = distributed
         self.torch_load_kwargs = torch_load_kwargs
         self._params_to_validate = set(kwargs)
         self.__dict__.update(kwargs)
@@ -580,7 +590,14 @@ class MultiTaskNet(NeuralNet):
                                 checkpoint=checkpoint, **kwargs)
             self.device_ = torch.device(self.device)
         if layout is not None and layout.get(_WEIGHTING_STATE) is not None:
-            self.weighting_.load_state_dict(layout[_WEIGHTING_STATE])
+            saved = layout[_WEIGHTING_STATE]
+            if set(saved) != set(self.weighting_.state_dict()):
+                raise ValueError(
+                    f"The saved loss weighting's state has {sorted(saved)}, but this net's "
+                    f"weighting={self.weighting!r} has {sorted(self.weighting_.state_dict())}: "
+                    "create the net with the weighting it was trained with."
+                )
+            self.weighting_.load_state_dict(saved)
 
     def _load_layout(self, layout: dict | None, path: str | None) -> None:
         """Restore the fitted tasks and layout saved beside the parameters, then initialise."""
@@ -678,6 +695,9 @@ class MultiTaskNet(NeuralNet):
         vf = self.validation_fraction
         if not isinstance(vf, numbers.Real) or isinstance(vf, bool) or not 0 < vf < 1:
             raise ValueError(f"validation_fraction must be a number in (0, 1), got {vf!r}.")
+        if not (self.distributed in (True, False) or self.distributed == "auto"):
+            raise ValueError("distributed must be True, False or 'auto', got "
+                             f"{self.distributed!r}.")
         if not (self.streaming in (True, False) or self.streaming == "auto"):
             raise ValueError("streaming must be True, False or 'auto', got "
                              f"{self.streaming!r}.")
@@ -861,6 +881,11 @@ class MultiTaskNet(NeuralNet):
                  for name, col in zip(names, cols)}
         self._base_weights(names)
         device = _resolve_device(self.device)
+        rank, world = process_group(self.distributed)
+        if world > 1 and device.type == "cuda" and device.index is None:
+            # one GPU per process: torchrun's LOCAL_RANK
+            local = int(os.environ.get("LOCAL_RANK", rank))
+            device = torch.device("cuda", local % torch.cuda.device_count())
         layout = InputLayout.from_blocks(
             blocks, groups=None if is_block_input(X) else prefix_groups(
                 getattr(self, "feature_names_in_", None)),
@@ -904,6 +929,8 @@ class MultiTaskNet(NeuralNet):
         if seed is not None and not isinstance(seed, numbers.Integral):
             seed = check_random_state(seed).randint(2**31 - 1)  # a RandomState: one draw
         seed = None if seed is None else int(seed)
+        # every process of a data-parallel fit draws the same split and shuffling order
+        seed = broadcast_seed(seed, process_group(self.distributed)[1])
         self._fit_seed = seed
         if seed is None:
             yield
@@ -1072,6 +1099,8 @@ ModalityBlocks
             empty = [t for t, has in zip(self.task_names_, label_mask[train_idx].any(axis=0))
                      if not has]
             raise ValueError(f"Tasks {empty} have no labelled row in the training split.")
+        rank, world = process_group(self.distributed)
+        self._check_data_parallel(world)
         self.streamed_ = self._streams(blocks)
         rows: DeviceRows | HostRows
         if self.streamed_:
@@ -1086,10 +1115,19 @@ ModalityBlocks
         dataset_valid = (rows.subset(valid_idx) if valid_idx is not None and len(valid_idx)
                          else None)
         self.stops_early_ = dataset_valid is not None and self._uses_early_stopping(n)
+        # the single-process plan: each process takes batches of batch_size_ rows from its
+        # share, so a data-parallel epoch is world_size times fewer steps
         self._resolve_budget(len(train_idx), self.stops_early_)
         threads = None
         if self.device_.type == "cpu":
             threads = fit_threads(self._step_flops(dataset_train))
+        self.__dict__["_shard"] = (rank, world)
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.__dict__["_ddp_module"] = DistributedDataParallel(
+                self.module_, device_ids=None if self.device_.type != "cuda" else
+                [self.device_], find_unused_parameters=True)
         iterator_train = self.get_iterator(dataset_train, training=True)
         iterator_valid = (None if dataset_valid is None
                           else self.get_iterator(dataset_valid, training=False))
@@ -1126,8 +1164,21 @@ ModalityBlocks
                 if cosine:  # the next fit or partial_fit starts from lr again
                     for group, lr in zip(self.optimizer_.param_groups, base_lrs):
                         group["lr"] = lr
-        self.__dict__.pop("_grad_scaler", None)
+        for transient in ("_grad_scaler", "_shard", "_ddp_module"):
+            self.__dict__.pop(transient, None)
         self.notify("on_train_end", X=blocks, y=targets)
+
+    def _check_data_parallel(self, world: int) -> None:
+        if world > 1 and type(self.weighting_).backward is not Weighting.backward:
+            raise ValueError(
+                f"weighting={self.weighting!r} computes per-task gradients on each process's "
+                "batch, which data-parallel training cannot combine; use 'fixed', "
+                "'uncertainty', 'dwa' or 'rlw', or distributed=False."
+            )
+
+    def _sum_across_processes(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over the processes of a data-parallel fit (as it is otherwise)."""
+        return all_reduce_sum(tensor, self.__dict__.get("_shard", (0, 1))[1])
 
     def _start_grad_scaler(self) -> None:
         """A gradient scaler for ``precision="16-mixed"`` (one per fit)."""
@@ -1181,11 +1232,18 @@ ModalityBlocks
         if batch_size is None:
             batch_size = (getattr(self, "batch_size_", None) or 256) if training \
                 else self._predict_batch_size()
+            if isinstance(dataset, PredictRows) and any(
+                    is_memory_mapped(b) for b in dataset.blocks.values()):
+                # memory-mapped input: chunks of about 4 MB keep the process's memory flat
+                row_bytes = sum(b[:1].nbytes for b in dataset.blocks.values())
+                batch_size = min(batch_size, max(256, (4 << 20) // max(row_bytes, 1)))
         shuffle = kwargs.pop("shuffle", training)
         ours = isinstance(dataset, (DeviceRows, HostRows, PredictRows))
         if ours and iterator is None and set(kwargs) <= {"drop_last"}:
             return RowBatches(dataset, batch_size, shuffle=shuffle,
-                              drop_last=kwargs.get("drop_last", False))
+                              drop_last=kwargs.get("drop_last", False),
+                              shard=self.__dict__.get("_shard", (0, 1)) if not isinstance(
+                                  dataset, PredictRows) else (0, 1), pad=training)
         if isinstance(dataset, HostRows):
             raise ValueError(
                 "Streamed inputs (streaming=True, or memory-mapped blocks) are read by the "
@@ -1228,7 +1286,10 @@ ModalityBlocks
         return torch.autocast(self.device_.type, dtype=dtype)
 
     def _forward_module(self) -> Any:
-        """``module_``, or its ``torch.compile`` wrapper (built once, never pickled)."""
+        """``module_``, or its ``torch.compile`` / data-parallel wrapper (never pickled)."""
+        ddp = self.__dict__.get("_ddp_module")
+        if ddp is not None and self.module_.training:
+            return ddp
         if not self.compile:
             return self.module_
         cached = self.__dict__.get("_compiled_module")
@@ -1251,7 +1312,8 @@ ModalityBlocks
     def __getstate__(self) -> dict:  # noqa: D105
         state = super().__getstate__()
         state.pop("_compiled_module", None)
-        state.pop("_grad_scaler", None)
+        for transient in ("_grad_scaler", "_shard", "_ddp_module"):
+            state.pop(transient, None)
         return state
 
     def get_loss(self, y_pred: Any, y_true: Any, X: Any = None, training: bool = False
@@ -1318,6 +1380,7 @@ ModalityBlocks
         else:
             objective = self.weighting_.backward(losses, counts > 0, self.module_,
                                                  scale=scaler.scale)
+        average_gradients(self.weighting_.parameters(), self.__dict__.get("_shard", (0, 1))[1])
         outputs = y_pred[0] if isinstance(y_pred, tuple) else y_pred
         return {"loss": objective, "y_pred": outputs, "task_losses": losses.detach(),
                 "task_counts": counts}
@@ -1389,11 +1452,14 @@ ModalityBlocks
             n_rows += size
             batch_count += 1
         self.history.record(f"{prefix}_batch_count", batch_count)
-        stats = torch.cat([total / count.clamp_min(1e-12),
-                           objective.reshape(1)]).cpu().numpy()
+        sums = self._sum_across_processes(torch.cat([
+            total, count, objective.reshape(1),
+            torch.full((1,), float(n_rows), device=self.device_)]))
+        stats = torch.cat([sums[:n_tasks] / sums[n_tasks:2 * n_tasks].clamp_min(1e-12),
+                           sums[2 * n_tasks:]]).cpu().numpy()
         losses = stats[:n_tasks]
         if training:
-            epoch_loss = float(stats[n_tasks]) / max(n_rows, 1)
+            epoch_loss = float(stats[n_tasks]) / max(float(stats[n_tasks + 1]), 1.0)
         else:
             epoch_loss = float((np.asarray(self._base_weights()) * losses).sum())
         self._record(f"{prefix}_loss", epoch_loss)
