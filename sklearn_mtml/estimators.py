@@ -33,6 +33,7 @@ from skorch.history import History
 from skorch.utils import TeeGenerator
 from torch import nn
 
+from ._device import resolve_device
 from ._distributed import all_reduce_sum, average_gradients, broadcast_seed, process_group
 from ._inputs import (
     SINGLE_BLOCK,
@@ -142,23 +143,6 @@ def _check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
     if not np.any(w > 0):
         raise ValueError("sample_weight is zero for every row: at least one row must count.")
     return w
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"Unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'."
-        ) from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but CUDA is not available on this machine; "
-            "use device='auto' to fall back to the CPU."
-        )
-    return resolved
 
 
 class MultiTaskNet(NeuralNet):
@@ -464,7 +448,7 @@ class MultiTaskNet(NeuralNet):
         # cuDNN/cuBLAS kernels make CUDA training non-reproducible; on the CPU a fixed
         # random_state gives identical runs.
         with contextlib.suppress(ValueError):
-            tags.non_deterministic = _resolve_device(self.device).type == "cuda"
+            tags.non_deterministic = resolve_device(self.device).type == "cuda"
         return tags
 
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:
@@ -610,7 +594,7 @@ class MultiTaskNet(NeuralNet):
                 f"'<f_params>.layout' file beside them{missing})."
             )
         self.__dict__.update({k: v for k, v in layout.items() if k in _LAYOUT_STATE})
-        self.device_ = _resolve_device(self.device)
+        self.device_ = resolve_device(self.device)
         with self._on_resolved_device():
             super().initialize()
 
@@ -706,7 +690,7 @@ class MultiTaskNet(NeuralNet):
                              f"{self.precision!r}.")
         if self.lr_schedule not in (None, "cosine"):
             raise ValueError(f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}.")
-        _resolve_device(self.device)
+        resolve_device(self.device)
 
     def _validate_targets(self, y: Any, fitted: bool = False
                           ) -> tuple[list[str], list[np.ndarray], bool]:
@@ -880,7 +864,7 @@ class MultiTaskNet(NeuralNet):
                                  regression_bounds=self.regression_bounds)
                  for name, col in zip(names, cols)}
         self._base_weights(names)
-        device = _resolve_device(self.device)
+        device = resolve_device(self.device)
         rank, world = process_group(self.distributed)
         if world > 1 and device.type == "cuda" and device.index is None:
             # one GPU per process: torchrun's LOCAL_RANK

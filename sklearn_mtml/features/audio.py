@@ -25,6 +25,7 @@ from ._base import (
     row_error,
     to_float_array,
 )
+from ._delta import savgol_width
 
 __all__ = ["AudioFeatures", "peak_amplitude", "savgol_width"]
 
@@ -35,19 +36,6 @@ FEATURES = (
 STATS = ("mean", "std", "min", "max")
 _CONTRAST_FMIN = 200.0
 _N_CHROMA = 12
-
-
-def savgol_width(n_frames: int, width: int) -> int:
-    """Delta window used for a clip of ``n_frames`` frames.
-
-    librosa's ``delta(mode="interp")`` needs ``width <= n_frames``; for shorter clips the window
-    shrinks to the largest odd number that fits, and the delta is zero (returned width 0) when
-    fewer than 3 frames are available. Both backends follow this rule.
-    """
-    w = min(width, n_frames)
-    if w % 2 == 0:
-        w -= 1
-    return w if w >= 3 else 0
 
 
 @dataclass(frozen=True)
@@ -500,15 +488,12 @@ class AudioFeatures(ModalityTransformer):
                 f"AudioFeatures: fmax={self.fmax} must be greater than fmin={self.fmin}"
             )
         if self.backend == "torch":
-            from .audio_torch import resolve_device
+            from .._device import resolve_device
 
             try:
                 resolve_device(self.device)
-            except RuntimeError as exc:  # torch's own message for malformed strings
-                raise ValueError(
-                    f"AudioFeatures: device={self.device!r} is not a valid torch device "
-                    "(expected 'cpu', 'cuda', 'cuda:N' or 'auto')"
-                ) from exc
+            except ValueError as exc:
+                raise ValueError(f"AudioFeatures: {exc}") from exc
 
     def _numeric_array(self, X: np.ndarray) -> list:
         if X.ndim == 1:

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .audio import savgol_width
+from .._device import resolve_device
+from ._delta import savgol_width
 
 __all__ = [
     "batch_frame_features",
@@ -35,26 +36,6 @@ __all__ = [
 ]
 
 _TINY32 = float(np.finfo(np.float32).tiny)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Turn ``"auto"``/``"cpu"``/``"cuda"``/``"cuda:1"`` into a torch device.
-
-    ``"auto"`` picks CUDA when available. Asking for CUDA on a machine without it raises a
-    ``ValueError``.
-    """
-    if isinstance(device, torch.device):
-        dev = device
-    elif device == "auto":
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={str(device)!r} was requested but CUDA is not available; "
-            "use device='cpu' or device='auto'"
-        )
-    return dev
 
 
 @lru_cache(maxsize=32)

@@ -27,6 +27,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._device import resolve_device
 from .._optional import require
 from ..nn.pretrained import (
     PretrainedEncoder,
@@ -207,12 +208,6 @@ class PretrainedTokenizer(ModalityTransformer):
         return tags
 
 
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Frozen embeddings of a pretrained Hugging Face model, for any scikit-learn estimator.
 
@@ -349,7 +344,7 @@ class PretrainedFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self.encoder_ = factory.make_encoder(X.shape[1:], None, vocab)
         self.input_kind_ = self.encoder_.kind
         self.input_shape_ = tuple(int(s) for s in X.shape[1:])
-        self.device_ = _device(str(self.device))
+        self.device_ = resolve_device(str(self.device))
         self.encoder_.to(self.device_).eval()
         return self
 
