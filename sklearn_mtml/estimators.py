@@ -65,7 +65,14 @@ from .callbacks import CompactPrintLog, EarlyStopping, TaskScores, TaskWeights
 from .nn.encoders import reads_tokens
 from .nn.model import MultiTaskModule
 from .nn.scaling import SCALINGS, block_statistics
-from .tasks import Task, _ClassificationTask, is_missing, make_task
+from .tasks import (
+    Task,
+    TaskSet,
+    _ClassificationTask,
+    is_missing,
+    resolve_loss_weights,
+    resolve_task_kinds,
+)
 from .weighting import Weighting, make_weighting
 
 __all__ = ["MultiTaskLoss", "MultiTaskNet"]
@@ -298,8 +305,9 @@ class MultiTaskNet(NeuralNet):
 
     Attributes
     ----------
-    tasks_ : dict of str to Task
-        The fitted tasks, in output order.
+    tasks_ : TaskSet
+        The fitted tasks, in output order (a mapping of task name to
+        :class:`~sklearn_mtml.tasks.Task`).
     task_names_ : list of str
         Task names (columns of ``Y``), in output order.
     classes_ : ndarray or list
@@ -744,60 +752,12 @@ class MultiTaskNet(NeuralNet):
         return names, cols, is_1d
 
     def _task_kinds(self, names: list[str]) -> dict[str, str | None]:
-        if self.tasks is None:
-            return dict.fromkeys(names)
-        if isinstance(self.tasks, Mapping):
-            unknown = [k for k in self.tasks if str(k) not in names]
-            if unknown:
-                raise ValueError(f"tasks names {unknown}, which are not columns of Y {names}.")
-            return {n: self.tasks.get(n) for n in names}
-        if isinstance(self.tasks, str) or not isinstance(self.tasks, Sequence):
-            raise TypeError(
-                "tasks must be None, a dict {task: kind} or a sequence of kinds, got "
-                f"{self.tasks!r}."
-            )
-        if len(self.tasks) != len(names):
-            raise ValueError(
-                f"tasks gives {len(self.tasks)} kinds but Y has {len(names)} columns {names}."
-            )
-        return dict(zip(names, self.tasks))
+        return resolve_task_kinds(self.tasks, names)
 
     def _base_weights(self, names: list[str] | None = None) -> list[float]:
         """Validate ``loss_weights`` against the task names; return one weight per task."""
-        names = self.task_names_ if names is None else names
-        lw = self.loss_weights
-        if lw is None:
-            weights = [1.0] * len(names)
-        elif isinstance(lw, Mapping):
-            unknown = [k for k in lw if str(k) not in names]
-            if unknown:
-                raise ValueError(
-                    f"loss_weights names {unknown}, which are not tasks; tasks are {names}."
-                )
-            weights = [lw.get(n, 1.0) for n in names]
-        elif isinstance(lw, Sequence) and not isinstance(lw, str) or isinstance(lw, np.ndarray):
-            if len(lw) != len(names):
-                raise ValueError(
-                    f"loss_weights has {len(lw)} entries but there are {len(names)} tasks "
-                    f"{names}."
-                )
-            weights = list(lw)
-        else:
-            raise TypeError(
-                f"loss_weights must be None, a dict or a sequence of numbers, got {lw!r}."
-            )
-        try:
-            weights = [float(w) for w in weights]
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"loss_weights must be numbers, got {lw!r}.") from exc
-        for n, w in zip(names, weights):
-            if not np.isfinite(w) or w < 0:
-                raise ValueError(
-                    f"loss weight of task {n!r} must be finite and non-negative, got {w}."
-                )
-        if sum(weights) == 0:
-            raise ValueError("loss_weights are all zero: at least one task must count.")
-        return weights
+        return resolve_loss_weights(self.loss_weights,
+                                    self.task_names_ if names is None else names)
 
     def _validate_X(self, X: Any, reset: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Convert ``X`` to float32 blocks and a presence mask, checking the fitted layout."""
@@ -859,10 +819,9 @@ class MultiTaskNet(NeuralNet):
                 raise ValueError(
                     f"X has {n} samples but the target of task {name!r} has {len(col)}."
                 )
-        kinds = self._task_kinds(names)
-        tasks = {name: make_task(name, kinds[name], col, regression_loss=self.regression_loss,
-                                 regression_bounds=self.regression_bounds)
-                 for name, col in zip(names, cols)}
+        tasks = TaskSet.fit(names, cols, self._task_kinds(names),
+                            regression_loss=self.regression_loss,
+                            regression_bounds=self.regression_bounds)
         self._base_weights(names)
         device = resolve_device(self.device)
         rank, world = process_group(self.distributed)
@@ -880,7 +839,7 @@ class MultiTaskNet(NeuralNet):
         self._y_1d = is_1d
         self.layout_ = layout
         self.device_ = device
-        classes = [getattr(t, "classes_", None) for t in tasks.values()]
+        classes = tasks.classes()
         if any(c is not None for c in classes):
             self.classes_ = classes[0] if is_1d else classes
         else:
@@ -897,11 +856,7 @@ class MultiTaskNet(NeuralNet):
     def _encode_targets(self, cols: Sequence[np.ndarray], weights: np.ndarray | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
         """Encoded targets and label weights ``(n, T)``: the row's weight, 0 where missing."""
-        pairs = [task.encode(col) for task, col in zip(self.tasks_.values(), cols)]
-        label_weight = np.column_stack([p[1] for p in pairs]).astype(np.float32)
-        if weights is not None:
-            label_weight *= weights[:, None]
-        return np.column_stack([p[0] for p in pairs]).astype(np.float32), label_weight
+        return self.tasks_.encode(cols, weights)
 
     # ------------------------------------------------------------------------------------
     # fitting
@@ -1700,7 +1655,7 @@ ModalityBlocks
             (an object array when tasks have different label types).
         """
         outputs = self.forward_outputs(X)
-        cols = [task.decode(out) for task, out in zip(self.tasks_.values(), outputs)]
+        cols = self.tasks_.decode(outputs)
         if self._y_1d:
             return cols[0]
         kinds = {c.dtype.kind for c in cols}

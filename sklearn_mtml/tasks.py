@@ -12,7 +12,8 @@ row still trains every other task.
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar, cast
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -28,9 +29,12 @@ __all__ = [
     "RegressionTask",
     "Task",
     "TaskInferenceWarning",
+    "TaskSet",
     "infer_task_kind",
     "is_missing",
     "make_task",
+    "resolve_loss_weights",
+    "resolve_task_kinds",
 ]
 
 
@@ -650,3 +654,187 @@ def make_task(name: str, kind: str | None, values: np.ndarray, *, regression_los
         regression = cast("type[RegressionTask]", TASK_KINDS[kind])
         return regression(name, loss=regression_loss, bounds=regression_bounds).fit(values)
     return TASK_KINDS[kind](name).fit(values)
+
+
+def resolve_task_kinds(spec: Any, names: Sequence[str]) -> dict[str, str | None]:
+    """Each task's declared kind from an estimator's ``tasks`` parameter (None: inferred).
+
+    Parameters
+    ----------
+    spec : None, dict of str to str, or sequence of str
+        ``None`` infers every task; a dict names some tasks (columns of ``Y``); a sequence
+        gives one kind per column, in order.
+    names : sequence of str
+        The task names (columns of ``Y``).
+
+    Returns
+    -------
+    kinds : dict of str to str or None
+    """
+    names = list(names)
+    if spec is None:
+        return dict.fromkeys(names)
+    if isinstance(spec, Mapping):
+        unknown = [k for k in spec if str(k) not in names]
+        if unknown:
+            raise ValueError(f"tasks names {unknown}, which are not columns of Y {names}.")
+        return {n: spec.get(n) for n in names}
+    if isinstance(spec, str) or not isinstance(spec, Sequence):
+        raise TypeError(
+            f"tasks must be None, a dict {{task: kind}} or a sequence of kinds, got {spec!r}."
+        )
+    if len(spec) != len(names):
+        raise ValueError(f"tasks gives {len(spec)} kinds but Y has {len(names)} columns {names}.")
+    return dict(zip(names, spec))
+
+
+def resolve_loss_weights(spec: Any, names: Sequence[str]) -> list[float]:
+    """One static loss weight per task from an estimator's ``loss_weights`` parameter.
+
+    Parameters
+    ----------
+    spec : None, dict of str to float, or sequence of float
+        ``None`` weighs every task 1; a dict names some tasks (the others weigh 1); a
+        sequence gives one weight per task, in order.
+    names : sequence of str
+        The task names.
+
+    Returns
+    -------
+    weights : list of float
+        Finite, non-negative, not all zero.
+    """
+    names = list(names)
+    if spec is None:
+        weights: list[Any] = [1.0] * len(names)
+    elif isinstance(spec, Mapping):
+        unknown = [k for k in spec if str(k) not in names]
+        if unknown:
+            raise ValueError(
+                f"loss_weights names {unknown}, which are not tasks; tasks are {names}."
+            )
+        weights = [spec.get(n, 1.0) for n in names]
+    elif isinstance(spec, Sequence) and not isinstance(spec, str) or isinstance(spec, np.ndarray):
+        if len(spec) != len(names):
+            raise ValueError(f"loss_weights has {len(spec)} entries but there are {len(names)} "
+                             f"tasks {names}.")
+        weights = list(spec)
+    else:
+        raise TypeError(
+            f"loss_weights must be None, a dict or a sequence of numbers, got {spec!r}."
+        )
+    try:
+        floats = [float(w) for w in weights]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"loss_weights must be numbers, got {spec!r}.") from exc
+    for n, w in zip(names, floats):
+        if not np.isfinite(w) or w < 0:
+            raise ValueError(f"loss weight of task {n!r} must be finite and non-negative, "
+                             f"got {w}.")
+    if sum(floats) == 0:
+        raise ValueError("loss_weights are all zero: at least one task must count.")
+    return floats
+
+
+class TaskSet(Mapping[str, Task]):
+    """The fitted tasks of a multi-task estimator, in output order.
+
+    A read-only mapping ``{name: Task}`` that also encodes a target table for training and
+    decodes network outputs into prediction columns, so that an estimator does neither
+    task by task.
+
+    Parameters
+    ----------
+    tasks : mapping of str to Task
+        Fitted tasks, in output order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mtml.tasks import TaskSet
+    >>> tasks = TaskSet.fit(["kind", "price"], [np.array(["a", "b", "a"]),
+    ...                                         np.array([1.5, 2.5, np.nan])])
+    >>> [t.kind for t in tasks.values()]
+    ['binary', 'regression']
+    >>> targets, label_weight = tasks.encode([np.array(["b"]), np.array([np.nan])])
+    >>> label_weight.tolist()
+    [[1.0, 0.0]]
+    """
+
+    def __init__(self, tasks: Mapping[str, Task]):
+        self._tasks = dict(tasks)
+
+    @classmethod
+    def fit(cls, names: Sequence[str], columns: Sequence[np.ndarray],
+            kinds: Mapping[str, str | None] | None = None, *,
+            regression_loss: str = "squared",
+            regression_bounds: float | None = 0.25) -> TaskSet:
+        """Create and fit one task per target column (see :func:`make_task`).
+
+        Parameters
+        ----------
+        names : sequence of str
+            Task names.
+        columns : sequence of ndarray
+            One target column per task.
+        kinds : dict of str to str or None, optional
+            Declared kinds (``None`` or a missing name: inferred).
+        regression_loss, regression_bounds
+            Settings of the regression tasks.
+
+        Returns
+        -------
+        tasks : TaskSet
+        """
+        kinds = kinds or {}
+        return cls({name: make_task(name, kinds.get(name), col, regression_loss=regression_loss,
+                                    regression_bounds=regression_bounds)
+                    for name, col in zip(names, columns)})
+
+    def __getitem__(self, name: str) -> Task:
+        return self._tasks[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tasks)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __repr__(self) -> str:
+        return f"TaskSet({list(self._tasks.values())!r})"
+
+    @property
+    def names(self) -> list[str]:
+        """Task names, in output order."""
+        return list(self._tasks)
+
+    def encode(self, columns: Sequence[np.ndarray], sample_weight: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Encode target columns for training.
+
+        Parameters
+        ----------
+        columns : sequence of ndarray
+            One target column per task, in order.
+        sample_weight : ndarray of shape (n_samples,), optional
+            Weight of each row.
+
+        Returns
+        -------
+        targets : ndarray of float32, shape (n_samples, n_tasks)
+        label_weight : ndarray of float32, shape (n_samples, n_tasks)
+            The row's weight (1 without weights) where it has a label, else 0.
+        """
+        pairs = [task.encode(col) for task, col in zip(self._tasks.values(), columns)]
+        label_weight = np.column_stack([p[1] for p in pairs]).astype(np.float32)
+        if sample_weight is not None:
+            label_weight *= np.asarray(sample_weight, dtype=np.float32)[:, None]
+        return np.column_stack([p[0] for p in pairs]).astype(np.float32), label_weight
+
+    def decode(self, outputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Prediction columns (original labels and units) from raw outputs, one per task."""
+        return [task.decode(out) for task, out in zip(self._tasks.values(), outputs)]
+
+    def classes(self) -> list[np.ndarray | None]:
+        """Each task's classes (``None`` for a regression task)."""
+        return [getattr(task, "classes_", None) for task in self._tasks.values()]
