@@ -20,6 +20,8 @@ import torch
 from sklearn.metrics import r2_score
 from torch.nn import functional as F
 
+from ._missing import missing_mask
+
 __all__ = [
     "MAX_SILENT_CLASSES",
     "MIN_ROWS_PER_CLASS",
@@ -49,28 +51,9 @@ def is_missing(values: np.ndarray) -> np.ndarray:
     Returns
     -------
     mask : ndarray of bool, shape (n_samples,)
-        ``True`` where the entry is missing.
+        ``True`` where the entry is missing (the rule of :mod:`sklearn_mtml._missing`).
     """
-    values = np.asarray(values)
-    if values.dtype.kind == "f":
-        return np.isnan(values)
-    if values.dtype.kind == "c":
-        return np.isnan(values)
-    if values.dtype.kind != "O":
-        return np.zeros(values.shape, dtype=bool)
-    out = np.zeros(values.shape, dtype=bool)
-    for i, v in enumerate(values):
-        if v is None:
-            out[i] = True
-        elif isinstance(v, (float, np.floating)) and np.isnan(v):
-            out[i] = True
-        else:
-            # pandas.NA / NaT compare oddly; ``v != v`` is their tell.
-            try:
-                out[i] = bool(v != v)
-            except (TypeError, ValueError):
-                out[i] = True
-    return out
+    return missing_mask(values)
 
 
 def _non_missing(values: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ reads to mark degraded items (a silent clip, a blank image, an empty text) as ab
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from collections.abc import Callable, Sequence
@@ -22,6 +21,8 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
 from sklearn.utils.validation import check_is_fitted
+
+from .._missing import is_missing_value
 
 __all__ = [
     "ModalityTransformer",
@@ -39,19 +40,15 @@ def is_missing(item: Any) -> bool:
     """Return True when a cell of a modality column is missing.
 
     ``None``, a float NaN (Python or NumPy scalar), ``pandas.NA`` and ``pandas.NaT`` are
-    missing. Arrays, strings and paths are never missing, even when empty.
+    missing. Arrays, strings and paths are never missing, even when empty (the rule of
+    :mod:`sklearn_mtml._missing`).
     """
-    if item is None:
-        return True
-    if isinstance(item, (float, np.floating)):
-        return math.isnan(item)
-    # pandas.NA / pandas.NaT without importing pandas
-    return type(item).__name__ in ("NAType", "NaTType")
+    return is_missing_value(item)
 
 
 def missing_mask(items: Sequence[Any]) -> np.ndarray:
     """Boolean mask, True where the row's item is missing."""
-    return np.fromiter((is_missing(it) for it in items), dtype=bool, count=len(items))
+    return np.fromiter((is_missing_value(it) for it in items), dtype=bool, count=len(items))
 
 
 def is_path(item: Any) -> bool:
