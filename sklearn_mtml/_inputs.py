@@ -126,24 +126,33 @@ class InputLayout:
 
     def check(self, blocks: Mapping[str, np.ndarray]) -> None:
         """Raise a clear error when ``blocks`` differ from the fitted layout."""
-        missing = [n for n in self.names if n not in blocks]
+        self.check_shapes({k: tuple(v.shape[1:]) for k, v in blocks.items()})
+        for name, size in self.vocab_sizes.items():
+            check_token_block(name, blocks[name], size)
+
+
+    def check_shapes(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Raise a clear error unless ``shapes`` (per-row shape of each block) are the fitted ones.
+
+        The one rule for every estimator that takes blocks: every fitted block must be
+        passed (absent rows are marked in the mask, not dropped), no other block, each with
+        its fitted per-row shape.
+        """
+        missing = [n for n in self.names if n not in shapes]
         if missing:
             raise ValueError(
                 f"Blocks {missing} were present at fit but are missing now; pass every block "
                 f"of {self.names} (mark absent rows with the mask instead)."
             )
-        extra = [n for n in blocks if n not in self.shapes]
+        extra = [n for n in shapes if n not in self.shapes]
         if extra:
             raise ValueError(f"Blocks {extra} were not seen at fit; expected {self.names}.")
         for name in self.names:
-            shape = tuple(blocks[name].shape[1:])
-            if shape != self.shapes[name]:
+            if tuple(shapes[name]) != self.shapes[name]:
                 raise ValueError(
-                    f"Block {name!r} has per-row shape {shape}, but the model was fitted on "
-                    f"{self.shapes[name]}."
+                    f"Block {name!r} has per-row shape {tuple(shapes[name])}, but the model "
+                    f"was fitted on {self.shapes[name]}."
                 )
-        for name, size in self.vocab_sizes.items():
-            check_token_block(name, blocks[name], size)
 
 
 def declared_vocab_sizes(X: object) -> dict[str, int]:

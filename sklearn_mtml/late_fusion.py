@@ -50,6 +50,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._inputs import InputLayout
 from .blocks import ModalityBlocks
 
 __all__ = ["LateFusionClassifier", "LateFusionRegressor"]
@@ -122,18 +123,10 @@ class _BaseLateFusion(MetaEstimatorMixin, BaseEstimator):
         if reset:
             self.block_names_ = list(blocks)
             self.block_shapes_ = shapes
-        else:
-            if list(blocks) != self.block_names_:
-                raise ValueError(
-                    f"X has blocks {list(blocks)} but the model was fitted on "
-                    f"{self.block_names_}; pass every block (mark absent rows in the mask)."
-                )
-            for name in blocks:
-                if shapes[name] != self.block_shapes_[name]:
-                    raise ValueError(
-                        f"Block {name!r} has per-row shape {shapes[name]}, but the model was "
-                        f"fitted on {self.block_shapes_[name]}."
-                    )
+        else:  # the network's rule: every fitted block, each with its fitted row shape
+            InputLayout(self.block_names_, self.block_shapes_).check_shapes(shapes)
+            blocks = {k: blocks[k] for k in self.block_names_}  # the fitted order
+            masks = {k: masks[k] for k in self.block_names_}
         present = np.column_stack([masks[k] for k in blocks])
         none = ~present.any(axis=1)
         if none.any():

@@ -169,7 +169,7 @@ def test_dict_of_estimators_and_bad_names():
     with pytest.raises(ValueError, match=r"missing \['noise'\], unknown \['audio'\]"):
         LateFusionClassifier({"good": LogisticRegression(), "audio": LogisticRegression()}
                              ).fit(Xb, y)
-    with pytest.raises(ValueError, match=r"X has blocks \['good'\] but the model was fitted"):
+    with pytest.raises(ValueError, match=r"Blocks \['noise'\] were present at fit but are"):
         clf.predict(ModalityBlocks({"good": Xb.blocks["good"]}))
     with pytest.raises(ValueError, match=r"Block 'noise' has per-row shape \(6,\)"):
         clf.predict(ModalityBlocks({"good": Xb.blocks["good"],
