@@ -794,6 +794,14 @@ class MultiTaskNet(NeuralNet):
             self.layout_.check(blocks)
         return blocks, mask
 
+    def _raw_input_blocks(self) -> set[str]:
+        """Blocks whose encoder reads them unscaled (e.g. waveforms for a pretrained model)."""
+        encoders = self.get_params_for("module").get("encoders") or {}
+        if not isinstance(encoders, Mapping):
+            return set()
+        return {str(name) for name, enc in encoders.items()
+                if getattr(enc, "reads_raw_input", False)}
+
     def _token_blocks(self, X: Any) -> dict[str, int | None]:
         """Blocks of token ids at fit: declared by ``X`` or given a token encoder by the user.
 
@@ -845,11 +853,13 @@ class MultiTaskNet(NeuralNet):
         else:
             self.__dict__.pop("classes_", None)
         targets, label_mask = self._encode_targets(cols, weights)
+        raw = self._raw_input_blocks()
         self.input_stats_ = None if self.input_scaling is None else {
             name: block_statistics(block if mask[:, j].all() else block[mask[:, j]],
                                    self.input_scaling)
             for j, (name, block) in enumerate(blocks.items())
-            if name not in self.layout_.vocab_sizes  # token ids are embedded, not scaled
+            # token ids are embedded, not scaled; waveforms go to their encoder as they are
+            if name not in self.layout_.vocab_sizes and name not in raw
         }
         return blocks, mask, targets, label_mask
 

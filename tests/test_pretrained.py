@@ -441,3 +441,64 @@ def _checked_tokenizer():
                          expected_failed_checks=_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# -- audio backbones (waveforms, input_values) ---------------------------------------------------
+def wav2vec2_config(**kwargs):
+    return transformers.Wav2Vec2Config(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        conv_dim=(8, 8, 8), conv_stride=(5, 4, 4), conv_kernel=(10, 8, 8),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=10, **kwargs)
+
+
+def waveforms(n=24, samples=1600, seed=0):
+    """Tones of two pitches, of different lengths (zero-padded at the end)."""
+    rng = np.random.RandomState(seed)
+    y = rng.randint(0, 2, n)
+    t = np.arange(samples) / 8000.0
+    X = np.sin(2 * np.pi * np.where(y, 880.0, 220.0)[:, None] * t) * rng.uniform(0.1, 2, (n, 1))
+    lengths = rng.randint(samples // 2, samples + 1, n)
+    X[np.arange(samples) >= lengths[:, None]] = 0
+    return X.astype(np.float32), y
+
+
+def test_audio_backbone_reads_waveforms_unscaled():
+    X, y = waveforms()
+    enc = PretrainedEncoder(wav2vec2_config())
+    assert enc.reads_raw_input and not enc.reads_tokens
+    model = net("audio", enc).fit({"audio": X, "tab": X[:, :4]}, y)
+    assert "audio" not in model.input_stats_ and "tab" in model.input_stats_
+    assert "audio" not in model.module_.scalers
+    module = model.module_.encoders["audio"]
+    assert isinstance(module, PretrainedModule) and module.kind == "audio"
+    assert module.out_features == 16
+    with torch.no_grad():
+        x = torch.from_numpy(X[:4])
+        # each clip is normalised over its own samples: loudness does not change its features
+        torch.testing.assert_close(module(3 * x), module(x), atol=1e-4, rtol=1e-4)
+        silent = module(torch.zeros(2, X.shape[1]))
+    assert torch.count_nonzero(silent) == 0  # a missing clip encodes to zeros
+    proba = model.predict_proba({"audio": X[:5], "tab": X[:5, :4]})
+    assert proba.shape == (5, 2) and np.isfinite(proba).all()
+
+
+def test_audio_backbone_with_layer_norm_ignores_the_padding():
+    # layer-normalised models get the attention mask of the valid samples: more trailing
+    # zeros give the same features (group-normalised base models, like Hugging Face's own
+    # pipelines, see the padding)
+    X, y = waveforms(n=16)
+    model = net("audio", PretrainedEncoder(wav2vec2_config(feat_extract_norm="layer",
+                                                           do_stable_layer_norm=True)))
+    model.fit({"audio": X}, y)
+    module = model.module_.encoders["audio"]
+    with torch.no_grad():
+        x = torch.from_numpy(X[:3])
+        padded = torch.cat([x, torch.zeros(3, 800)], 1)
+        longer = PretrainedModule(module.backbone, "audio", (2400,))
+        torch.testing.assert_close(longer(padded), module(x), atol=1e-4, rtol=1e-4)
+
+
+def test_audio_backbone_rejects_blocks_that_are_not_waveforms():
+    X, _ = images()
+    with pytest.raises(ValueError, match=r"reads waveforms \(n, n_samples\)"):
+        PretrainedEncoder(wav2vec2_config()).make_encoder(X.shape[1:], 64, None)

@@ -10,8 +10,10 @@ The model is a Hugging Face name or a local directory (loaded with
 only by default), a ``transformers.PretrainedConfig`` (random weights: tiny models for tests)
 or a ``transformers.PreTrainedModel`` instance (copied). Image blocks ``(n, C, H, W)`` are fed
 as ``pixel_values``, token-id blocks ``(n, L)`` as ``input_ids`` with ``attention_mask = ids
-!= 0``; the output is the model's ``pooler_output`` when it has one, else the mean of its last
-hidden states over the tokens (padding excluded) or over the image positions.
+!= 0``, waveform blocks ``(n, n_samples)`` (zero-padded at the end) as ``input_values``
+(wav2vec 2.0, HuBERT, WavLM; unscaled by the network, normalised per clip). The output is
+the model's ``pooler_output`` when it has one, else the mean of its last hidden states over the
+tokens or frames (padding excluded) or over the image positions.
 
 Token ids follow the package's convention: **0 is padding**. For a model whose own padding id
 ``p`` is not 0 (RoBERTa: ``p = 1``, and its id 0 is the ``<s>`` token every text starts with)
@@ -59,6 +61,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _POOLINGS = ("auto", "pooler", "mean", "cls")
+#: What a backbone reads: images (``pixel_values``), token ids (``input_ids``) or waveforms
+#: (``input_values``: wav2vec 2.0, HuBERT, WavLM, ...).
+_KINDS = ("image", "tokens", "audio")
+_INPUT_KINDS = {"pixel_values": "image", "input_ids": "tokens", "input_values": "audio"}
 #: Memory that a frozen encoder's feature cache may use (bytes).
 _CACHE_BYTES = 512 * 2**20
 
@@ -314,8 +320,8 @@ class PretrainedModule(nn.Module):
                  pixel_stats: tuple[Sequence[float], Sequence[float]] | None = None,
                  pad_id: int = 0, out_dim: int | None = None, cache_features: bool = False):
         super().__init__()
-        if kind not in ("image", "tokens"):
-            raise ValueError(f"kind must be 'image' or 'tokens', got {kind!r}.")
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {list(_KINDS)}, got {kind!r}.")
         if pooling not in _POOLINGS:
             raise ValueError(f"Unknown pooling {pooling!r}; expected one of {list(_POOLINGS)}.")
         if cache_features and not freeze:
@@ -366,6 +372,8 @@ class PretrainedModule(nn.Module):
         """
         if self.kind == "tokens":
             probe = torch.ones((1, min(self.shape[0], 2)), dtype=torch.long)
+        elif self.kind == "audio":
+            probe = torch.ones((1, *self.shape), dtype=torch.float32)
         else:
             probe = torch.zeros((1, *self.shape), dtype=torch.float32)
         was_training = self.backbone.training
@@ -419,6 +427,42 @@ class PretrainedModule(nn.Module):
             x = (x - self.pixel_mean) / self.pixel_std
         return x.to(next(self.backbone.parameters()).dtype)
 
+    def _audio(self, x: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """Run a waveform batch ``(n, T)``; return the output and the valid-frame mask.
+
+        Each clip is the row up to its last non-zero sample (zero padding at the end, as
+        ``AudioFeatures`` and most loaders pad); it is normalised to zero mean and unit
+        variance over those samples, as wav2vec 2.0 feature extractors do. Models with
+        layer-normalised convolutions (``feat_extract_norm="layer"``) also get the
+        attention mask of the valid samples, so that padding does not change a clip's
+        features; group-normalised ones (the base models) must not, as in Hugging Face's
+        own processors, and see the padding. Pooling averages the valid frames only.
+        """
+        x = x.float().flatten(1)
+        t = torch.arange(x.shape[1], device=x.device)
+        nonzero = x != 0
+        lengths = torch.where(nonzero.any(1), (t * nonzero).amax(1) + 1, torch.zeros_like(t[0]))
+        valid = t.unsqueeze(0) < lengths.unsqueeze(1)
+        v = valid.to(x.dtype)
+        count = v.sum(1, keepdim=True).clamp_min(1.0)
+        mean = (x * v).sum(1, keepdim=True) / count
+        var = (((x - mean) * v) ** 2).sum(1, keepdim=True) / count
+        x = (x - mean) / (var + 1e-7).sqrt() * v
+        kwargs = {}
+        if getattr(self.backbone.config, "feat_extract_norm", "group") == "layer":
+            kwargs["attention_mask"] = valid.long()
+        dtype = next(self.backbone.parameters()).dtype
+        out = self.backbone(input_values=x.to(dtype), **kwargs)
+        hidden = getattr(out, "last_hidden_state", None)
+        frames = hidden.shape[1] if hidden is not None else 1
+        lengths_out = getattr(self.backbone, "_get_feat_extract_output_lengths", None)
+        if lengths_out is not None and hidden is not None:
+            n_frames = lengths_out(lengths).clamp(0, frames)
+        else:  # proportional, when the model does not say
+            n_frames = torch.ceil(lengths.float() * frames / x.shape[1]).long()
+        frame_mask = torch.arange(frames, device=x.device).unsqueeze(0) < n_frames.unsqueeze(1)
+        return out, frame_mask
+
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features of a batch ``(n, *shape)``."""
         if self.kind == "tokens":
@@ -426,6 +470,8 @@ class PretrainedModule(nn.Module):
             mask = ids != 0
             out = self.backbone(input_ids=block_to_model_ids(ids, self.pad_id),
                                 attention_mask=mask.long())
+        elif self.kind == "audio":
+            out, mask = self._audio(x)
         else:
             mask = None
             out = self.backbone(pixel_values=self._pixels(x))
@@ -484,7 +530,7 @@ class PretrainedModule(nn.Module):
 
 
 class PretrainedEncoder:
-    """A pretrained Hugging Face model as the encoder of an image or token-id block.
+    """A pretrained Hugging Face model as the encoder of an image, token-id or waveform block.
 
     An encoder factory: give it as the encoder of a block
     (``MultiTaskNet(module__encoders={"image": PretrainedEncoder(...)})``); the backbone is
@@ -496,8 +542,12 @@ class PretrainedEncoder:
     3 channels when the model reads 3; resized to ``image_size``); token-id blocks
     ``(n, L)`` as ``input_ids`` with ``attention_mask = ids != 0`` (0 is padding: see
     :func:`model_to_block_ids` for models whose padding id is not 0; build text blocks with
-    :class:`~sklearn_mtml.features.PretrainedTokenizer`). An all-padding row (a missing
-    text) encodes to zeros.
+    :class:`~sklearn_mtml.features.PretrainedTokenizer`). Waveform blocks ``(n, n_samples)``
+    at the model's sampling rate (16 kHz for wav2vec 2.0 / HuBERT / WavLM), zero-padded at
+    the end, as ``input_values``: the network does not scale them (``reads_raw_input``);
+    each clip is normalised to zero mean and unit variance over its own samples and pooled
+    over its own frames. An all-padding row (a missing text, a missing clip) encodes to
+    zeros.
 
     Parameters
     ----------
@@ -553,6 +603,8 @@ class PretrainedEncoder:
     reads_tokens : bool
         Whether the model reads token ids (a text model): blocks given this encoder are
         token-id blocks. Reading it loads a name's configuration.
+    reads_raw_input : bool
+        Whether the model reads waveforms, which the network passes unscaled.
 
     See Also
     --------
@@ -650,17 +702,25 @@ class PretrainedEncoder:
     def _kind(self) -> str:
         config = self._resolved_config()
         name = _input_name(self.model, config)
-        if name == "pixel_values":
-            return "image"
-        if name == "input_ids":
-            return "tokens"
-        raise ValueError(f"PretrainedEncoder reads images (pixel_values) and token ids "
-                         f"(input_ids); {type(config).__name__} models read {name!r}.")
+        if name in _INPUT_KINDS:
+            return _INPUT_KINDS[name]
+        raise ValueError(f"PretrainedEncoder reads images (pixel_values), token ids "
+                         f"(input_ids) and waveforms (input_values); "
+                         f"{type(config).__name__} models read {name!r}.")
 
     @property
     def reads_tokens(self) -> bool:
         """Whether the model reads token ids (a text model)."""
         return self._kind() == "tokens"
+
+    @property
+    def reads_raw_input(self) -> bool:
+        """Whether the block must reach the model unscaled.
+
+        True for waveforms: the network's per-column input scaling would scale each sample
+        position on its own.
+        """
+        return self._kind() == "audio"
 
     # -- the encoder ------------------------------------------------------------------------
     def make_encoder(self, shape: Sequence[int], embed_dim: int | None,
@@ -717,6 +777,11 @@ class PretrainedEncoder:
             if isinstance(positions, int) and shape[0] > positions:
                 raise ValueError(f"The token block has {shape[0]} tokens per row, but the "
                                  f"{name} model reads at most {positions}; lower max_length.")
+        elif kind == "audio":
+            if vocab_size is not None or len(shape) != 1:
+                raise ValueError(f"The {name} model reads waveforms (n, n_samples), but the "
+                                 f"block {'holds token ids' if vocab_size is not None else 'has'}"
+                                 f" per-row shape {shape}.")
         elif vocab_size is not None or len(shape) != 3:
             raise ValueError(f"The {name} model reads images (n, C, H, W), but the block "
                              f"{'holds token ids' if vocab_size is not None else 'has'} "
