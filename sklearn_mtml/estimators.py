@@ -1590,18 +1590,38 @@ ModalityBlocks
     def _infer(self, X: Any, weights: bool, on_chunk: Any = None
                ) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray]:
         rows = self._prediction_rows(X)
+        if self.device_.type == "cpu":
+            # written into arrays allocated once: no list of small tensors kept between the
+            # chunks' large temporaries (which fragments the heap on long inputs)
+            outputs: list[np.ndarray] = []
+            w_out: np.ndarray | None = None
+            start = 0
+            for out, w in self._forward_chunks(rows, weights=weights):
+                stop = start + out[0].shape[0]
+                if not outputs:
+                    outputs = [np.empty((len(rows), o.shape[1]), np.float32) for o in out]
+                for dest, o in zip(outputs, out):
+                    dest[start:stop] = o.float().numpy()
+                if w is not None:
+                    if w_out is None:
+                        w_out = np.empty((len(rows), *w.shape[1:]), np.float32)
+                    w_out[start:stop] = w.float().numpy()
+                if on_chunk is not None:
+                    on_chunk()
+                start = stop
+            return outputs, w_out, rows.mask
         chunks: list[list[torch.Tensor]] = []
         weight_chunks: list[torch.Tensor] = []
         for out, w in self._forward_chunks(rows, weights=weights):
-            chunks.append(out)
+            chunks.append(out)  # kept on the device: one copy to the host at the end
             if on_chunk is not None:
                 on_chunk()
             if w is not None:
                 weight_chunks.append(w)
         outputs = [torch.cat([c[t] for c in chunks]).float().cpu().numpy()
                    for t in range(len(self.tasks_))]
-        w = torch.cat(weight_chunks).float().cpu().numpy() if weight_chunks else None
-        return outputs, w, rows.mask
+        w_all = torch.cat(weight_chunks).float().cpu().numpy() if weight_chunks else None
+        return outputs, w_all, rows.mask
 
     def modality_weights(self, X: Any) -> np.ndarray:
         """Per-row weight of each input block in the fusion (attention, gated or late).
