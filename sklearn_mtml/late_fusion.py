@@ -44,12 +44,12 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import KFold, check_cv, cross_val_predict
-from sklearn.utils._param_validation import HasMethods, StrOptions
-from sklearn.utils._tags import get_tags
+from sklearn.utils import get_tags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._compat import HasMethods, StrOptions
 from ._inputs import InputLayout
 from .blocks import ModalityBlocks
 

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
 from sklearn.utils.validation import check_is_fitted
 
+from .._compat import ADAPTERS_MANAGER, _get_output_config
 from .._missing import is_missing_value
 
 __all__ = [

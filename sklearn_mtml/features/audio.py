@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
-from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._compat import Interval, StrOptions, _fit_context
 from ._base import (
     ModalityTransformer,
     check_finite,

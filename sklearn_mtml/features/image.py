@@ -8,9 +8,8 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._compat import Interval, StrOptions, _fit_context
 from .._optional import require
 from ._base import (
     ModalityTransformer,

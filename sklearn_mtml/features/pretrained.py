@@ -24,9 +24,9 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._compat import Interval, StrOptions
 from .._device import resolve_device
 from .._optional import require
 from ..nn.pretrained import (

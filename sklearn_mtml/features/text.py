@@ -8,11 +8,10 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.base import _fit_context
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._compat import Interval, StrOptions, _fit_context
 from ._base import ModalityTransformer, check_not_all_missing, is_missing, row_error
 
 __all__ = ["TextFeatures"]
