@@ -41,12 +41,13 @@ Data sets and protocols (``--datasets``; real data from ``--data``, ``$SKLEARN_M
 * ``reviews``: women's e-commerce clothing reviews, a fixed subsample of 4,000 rows (all rows
   without a department, the rest at random, seed 0; ``--quick``: 1,500), 75/25 split. Inputs:
   text (Title + Review Text; None when both are missing: a masked modality), Age, Clothing ID
-  (as a number) and Division Name. Tasks: rating (5 classes), recommended (binary),
-  department (6 classes, missing labels kept as NaN), log1p(positive feedback count)
-  (regression). Library: ``ModalityFusion([("text", TextFeatures(), "text"), ("tabular",
-  "passthrough", ["age", "clothing_id"]), ("division", OneHotEncoder(...), ["division"])])``.
-  Baselines: TF-IDF (+ one-hot + standardised numbers) for the linear model; TF-IDF -> 100-d
-  SVD + the tabular columns for the trees.
+  and Division Name. Tasks: rating (5 classes), recommended (binary), department (6 classes,
+  missing labels kept as NaN), log1p(positive feedback count) (regression). Library:
+  ``ModalityFusion([("text", TextFeatures(), "text"), ("tabular", "passthrough", ["age"]),
+  ("categorical", CategoricalFeatures(), ["clothing_id", "division"])])`` (the identifier
+  and the category as token ids, embedded by the network). Baselines: TF-IDF (+ one-hot
+  division + standardised age and Clothing ID as a number) for the linear model; TF-IDF ->
+  100-d SVD + one-hot division + age and Clothing ID as numbers for the trees.
 * ``fsdd``: FSDD recordings paired with MNIST images of the same digit (``load_av_digits`` of
   ``bench_fusion.py``); tasks digit, speaker, accent. Library: ``ModalityFusion([("image",
   ImageFeatures(), "image"), ("audio", AudioFeatures(sr=8000), "audio")])`` ->
@@ -135,6 +136,7 @@ from bench_mtl import _read_arff, sample_reviews  # noqa: E402
 
 from sklearn_mtml import (  # noqa: E402
     AudioFeatures,
+    CategoricalFeatures,
     ImageFeatures,
     LateFusionClassifier,
     ModalityBlocks,
@@ -273,7 +275,7 @@ def p_emotions(root, quick):
                     base_features=numeric_base)]
 
 
-REVIEW_NUM = ["age", "clothing_id"]
+REVIEW_NUM = ["age", "clothing_id"]  # the baselines' numbers (trees split on the ID)
 
 
 def reviews_base(X_tr, X_te):
@@ -302,7 +304,7 @@ def p_reviews(root, quick):
     text = (title.fillna("") + " " + body.fillna("")).str.strip()
     text = text.where(title.notna() | body.notna(), None).astype(object)
     X = pd.DataFrame({"text": text, "age": df["Age"].astype(float),
-                      "clothing_id": df["Clothing ID"].astype(float),
+                      "clothing_id": df["Clothing ID"].astype(int),
                       "division": df["Division Name"].astype(object)})
     Y = pd.DataFrame({
         "rating": df["Rating"].to_numpy(),
@@ -314,10 +316,12 @@ def p_reviews(root, quick):
     tr, te = train_test_split(idx, test_size=0.25, random_state=0)
 
     def steps():
+        # Clothing ID is an identifier, Division Name a category: both are categorical (one
+        # token-id block, one embedding per category); only Age is a number.
         return [ModalityFusion([
             ("text", TextFeatures(), "text"),
-            ("tabular", "passthrough", REVIEW_NUM),
-            ("division", OneHotEncoder(handle_unknown="ignore"), ["division"]),
+            ("tabular", "passthrough", ["age"]),
+            ("categorical", CategoricalFeatures(), ["clothing_id", "division"]),
         ])]
 
     return [Problem("reviews", f"{n_rows} rows, 75/25 split", X, Y,

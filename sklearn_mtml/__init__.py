@@ -2,7 +2,7 @@
 
 from .blocks import ModalityBlocks
 from .estimators import MultiTaskNet
-from .features import AudioFeatures, ImageFeatures, TextFeatures
+from .features import AudioFeatures, CategoricalFeatures, ImageFeatures, TextFeatures
 from .fusion import ModalityFusion
 from .late_fusion import LateFusionClassifier, LateFusionRegressor
 from .metrics import delta_p, task_scorer, task_scorers
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "WEIGHTINGS",
     "AudioFeatures",
+    "CategoricalFeatures",
     "ImageFeatures",
     "LateFusionClassifier",
     "LateFusionRegressor",

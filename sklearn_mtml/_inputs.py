@@ -227,16 +227,33 @@ _AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 
-def _advice_for(name: str, item: Any) -> str:
-    """How to encode a column whose first present cell is ``item``."""
+def _looks_like_text(values: list[Any]) -> bool:
+    """Whether string cells read as free text (several words on average), not categories."""
+    words = [len(v.split()) for v in values if isinstance(v, str)]
+    return bool(words) and sum(words) / len(words) >= 3
+
+
+def _reads_as_categories(item: Any, values: list[Any]) -> bool:
+    """Whether string cells are categories or identifiers (not file paths, not free text)."""
+    return (isinstance(item, str) and not item.lower().endswith(_AUDIO_SUFFIXES
+                                                                 + _IMAGE_SUFFIXES)
+            and not _looks_like_text(values))
+
+
+def _advice_for(name: str, item: Any, values: list[Any] | None = None) -> str:
+    """How to encode a column whose first present cell is ``item`` (``values``: a sample)."""
     if isinstance(item, str):
         lower = item.lower()
         if lower.endswith(_AUDIO_SUFFIXES):
             return f"{name!r} holds audio file paths: encode it with AudioFeatures"
         if lower.endswith(_IMAGE_SUFFIXES):
             return f"{name!r} holds image file paths: encode it with ImageFeatures"
-        return (f"{name!r} holds strings (e.g. {item[:30]!r}): encode a categorical column "
-                "with OneHotEncoder, free text with TextFeatures")
+        if _looks_like_text(values if values is not None else [item]):
+            return (f"{name!r} holds strings (e.g. {item[:30]!r}) that read as free text: "
+                    "encode it with TextFeatures (categories or identifiers: "
+                    "CategoricalFeatures)")
+        return (f"{name!r} holds strings (e.g. {item[:30]!r}): encode categories or "
+                "identifiers with CategoricalFeatures, free text with TextFeatures")
     if hasattr(item, "shape") or isinstance(item, (list, tuple)):
         ndim = np.ndim(item)
         what = "a waveform (AudioFeatures)" if ndim == 1 else "an image (ImageFeatures)"
@@ -247,8 +264,9 @@ def _advice_for(name: str, item: Any) -> str:
 def check_numeric_frame(X: object) -> None:
     """Fail clearly when a data frame passed to the network has non-numeric columns.
 
-    Each such column is named with the transformer that encodes it (``OneHotEncoder``,
-    ``TextFeatures``, ``ImageFeatures``, ``AudioFeatures``) and the ``ModalityFusion`` route.
+    Each such column is named with the transformer that encodes it (``CategoricalFeatures``,
+    ``TextFeatures``, ``ImageFeatures``, ``AudioFeatures``) and the ``ModalityFusion`` route;
+    categorical columns get a ready-made ``ModalityFusion`` specification.
     Any data frame narwhals supports (pandas, polars, ...) is checked; other inputs pass.
 
     Parameters
@@ -264,22 +282,36 @@ def check_numeric_frame(X: object) -> None:
     if not nw.dependencies.is_into_dataframe(X):
         return
     frame = nw.from_native(X, eager_only=True)
-    advice = []
+    advice, categorical = [], []
     for name, dtype in frame.schema.items():
         if dtype.is_numeric() or dtype == nw.Boolean:
             continue
         if dtype == nw.Categorical or dtype == nw.Enum:
-            advice.append(f"{name!r} is categorical: encode it with OneHotEncoder")
+            advice.append(f"{name!r} is categorical: encode it with CategoricalFeatures")
+            categorical.append(name)
             continue
         present = frame[name].drop_nulls()
         if len(present):
-            advice.append(_advice_for(str(name), present.item(0)))
+            sample = present.head(200).to_list()
+            advice.append(_advice_for(str(name), present.item(0), sample))
+            if _reads_as_categories(present.item(0), sample):
+                categorical.append(name)
     if advice:
+        example = ""
+        if categorical:  # one token-id block for all of them
+            example = (f"; categorical columns: ModalityFusion([('categorical', "
+                       f"CategoricalFeatures(), {_short(categorical)}), ...])")
         raise ValueError(
             "MultiTaskNet needs numeric inputs, but " + "; ".join(advice) + ". Put the "
             "encoders in a ModalityFusion([(name, transformer, columns), ...]) before the "
-            "network (numeric columns: 'passthrough')."
+            f"network (numeric columns: 'passthrough'){example}."
         )
+
+
+def _short(names: list[Any], limit: int = 6) -> str:
+    """A list of column names for a message, cut after ``limit`` names."""
+    shown = repr(list(names[:limit]))
+    return shown if len(names) <= limit else shown[:-1] + ", ...]"
 
 
 def check_array_input(X: object) -> None:

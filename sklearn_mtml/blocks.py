@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ModalityBlocks", "check_token_block", "flat_feature_names"]
+__all__ = ["CategoryVocabulary", "ModalityBlocks", "check_token_block", "flat_feature_names"]
 
 
 def flat_feature_names(names: Any, row_shape: tuple[int, ...]) -> np.ndarray:
@@ -75,6 +75,29 @@ def _as_block(name: str, value: Any) -> np.ndarray | sp.spmatrix:
     return arr
 
 
+class CategoryVocabulary(int):
+    """The vocabulary size of a block of categorical ids: an ``int`` that says what the ids are.
+
+    :class:`~sklearn_mtml.features.CategoricalFeatures` reports its ``vocabulary_size_`` as
+    one. Declared in ``ModalityBlocks(vocab_sizes=...)`` (which ``ModalityFusion`` does), it
+    tells :class:`~sklearn_mtml.MultiTaskNet` that each position of a row is one categorical
+    column with its own range of ids, not a token of a text, so the default
+    :class:`~sklearn_mtml.nn.encoders.TokenEncoder` of the block uses the settings of
+    :data:`~sklearn_mtml.nn.encoders.CATEGORICAL_TOKEN_PARAMS` (the sum of the columns'
+    embeddings, initialised like a linear layer over one-hot columns, no dropout) instead of
+    those tuned for texts. In every other respect it is the plain ``int``.
+
+    Examples
+    --------
+    >>> size = CategoryVocabulary(12)
+    >>> size + 1, isinstance(size, int)
+    (13, True)
+    """
+
+    def __reduce__(self) -> tuple:
+        return CategoryVocabulary, (int(self),)
+
+
 def check_token_block(name: str, block: Any, vocab_size: Any = None) -> int:
     """Check a block of token ids and return its vocabulary size.
 
@@ -116,6 +139,8 @@ def check_token_block(name: str, block: Any, vocab_size: Any = None) -> int:
         raise ValueError(f"Token block {name!r} has ids in [{low}, {high}], outside the "
                          f"vocabulary [0, {int(vocab_size)}); unknown tokens must be mapped "
                          "to an id of the vocabulary (TextFeatures uses 1).")
+    if isinstance(vocab_size, CategoryVocabulary):  # keeps saying what the ids are
+        return vocab_size
     return int(vocab_size)
 
 

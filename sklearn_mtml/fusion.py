@@ -42,7 +42,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, _num_samples, check_is_fitted
 
-from .blocks import ModalityBlocks, flat_feature_names
+from .blocks import CategoryVocabulary, ModalityBlocks, flat_feature_names
 
 __all__ = ["ModalityFusion"]
 
@@ -61,8 +61,8 @@ def _vocab_sizes(specs: Any) -> dict[str, int]:
     for name, trans, _, _ in specs:
         last = trans[-1] if isinstance(trans, Pipeline) else trans
         size = getattr(last, "vocabulary_size_", None)
-        if size is not None:
-            sizes[name] = int(size)
+        if size is not None:  # a CategoryVocabulary stays one (categorical ids)
+            sizes[name] = size if isinstance(size, CategoryVocabulary) else int(size)
     return sizes
 
 

@@ -19,6 +19,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import sklearn_mtml
 from sklearn_mtml import (
     AudioFeatures,
+    CategoricalFeatures,
     ImageFeatures,
     LateFusionClassifier,
     LateFusionRegressor,
@@ -44,6 +45,8 @@ ESTIMATORS = [
     ImageFeatures(output="hog", size=16),
     TextFeatures(),
     TextFeatures(output="sequence"),
+    CategoricalFeatures(),
+    CategoricalFeatures(output="onehot"),
 ]
 
 # -- reasons shared by several checks ----------------------------------------------------------
@@ -133,6 +136,11 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {
         "check_fit1d": (
             "a 1-D array is a valid column of texts; its numbers raise TypeError, not "
             "ValueError"),
+    },
+    "CategoricalFeatures": {
+        "check_fit1d": (
+            "a 1-D array is one categorical column (what ModalityFusion passes for a single "
+            "column name), so it is accepted rather than rejected"),
     },
     "LateFusionClassifier": {},
     "LateFusionRegressor": {},

@@ -21,15 +21,18 @@ encoder itself (:class:`ModuleEncoder`: its output is flattened and its width in
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from .._registry import build, registrar
+from ..blocks import CategoryVocabulary
 from .layers import make_activation, masked_mean, mlp
 
 __all__ = [
+    "CATEGORICAL_TOKEN_PARAMS",
     "ENCODERS",
     "FeatureEncoder",
     "GRUEncoder",
@@ -47,6 +50,17 @@ __all__ = [
 ENCODERS: dict[str, type[nn.Module]] = {}
 #: Class decorator registering an encoder under a name (``@register_encoder("mine")``).
 register_encoder = registrar(ENCODERS)
+
+#: Default :class:`TokenEncoder` settings of a block of categorical ids (one id per column,
+#: declared by a :class:`~sklearn_mtml.blocks.CategoryVocabulary`, as
+#: :class:`~sklearn_mtml.features.CategoricalFeatures` does): the sum of the columns'
+#: embeddings, initialised as a linear layer over their one-hot columns, without dropout.
+#: Measured on the training part of the reviews benchmark (inner 80/20 split, seeds 0-2):
+#: department accuracy 0.951 ± 0.003 from Clothing ID and Division, against 0.884 ± 0.005 with
+#: the text settings (mean, N(0, 1) initialisation, dropout 0.3). ``encoder_params`` of the
+#: block override them.
+CATEGORICAL_TOKEN_PARAMS: dict[str, object] = {"pooling": "sum", "init": "linear",
+                                               "dropout": 0.0}
 
 
 @register_encoder("features")
@@ -241,11 +255,13 @@ class TokenEncoder(nn.Module):
         Width of the token embeddings and of the output (``None``: 64).
     vocab_size : int
         Number of token ids (``TextFeatures.vocabulary_size_``).
-    pooling : {"mean", "gru", "lstm", "transformer"}, default="mean"
+    pooling : {"mean", "sum", "gru", "lstm", "transformer"}, default="mean"
         ``"mean"``: the mean of the token embeddings (a bag of words, fast and strong on small
-        data); ``"gru"`` / ``"lstm"``: a bidirectional recurrent layer over each row's own
-        tokens (packed sequences), then the mean of its outputs; ``"transformer"``: learned
-        positions and a pre-norm Transformer encoder with a padding mask, then the mean.
+        data); ``"sum"``: their sum (for categorical ids, one per column: a linear layer over
+        the columns' one-hot indicators); ``"gru"`` / ``"lstm"``: a bidirectional recurrent
+        layer over each row's own tokens (packed sequences), then the mean of its outputs;
+        ``"transformer"``: learned positions and a pre-norm Transformer encoder with a padding
+        mask, then the mean. Padding (id 0) never counts.
     activation : str, default="relu"
         Non-linearity of the Transformer's feed-forward layers (``"relu"`` or ``"gelu"``).
     dropout : float, default=0.3
@@ -257,6 +273,10 @@ class TokenEncoder(nn.Module):
         Recurrent or Transformer layers.
     num_heads : int, default=4
         Attention heads of the Transformer (must divide the width).
+    init : {"normal", "linear"}, default="normal"
+        Initial embeddings: ``"normal"``, N(0, 1) (PyTorch's ``nn.Embedding``); ``"linear"``,
+        uniform in ``±1/sqrt(vocab_size)``, as ``nn.Linear`` initialises a layer over
+        ``vocab_size`` one-hot inputs. Padding starts (and stays) at zero.
 
     Examples
     --------
@@ -267,19 +287,27 @@ class TokenEncoder(nn.Module):
     """
 
     reads_tokens = True
-    poolings = ("mean", "gru", "lstm", "transformer")
+    poolings = ("mean", "sum", "gru", "lstm", "transformer")
 
     def __init__(self, shape: Sequence[int], embed_dim: int | None, vocab_size: int,
                  pooling: str = "mean", activation: str = "relu", dropout: float = 0.3,
-                 num_layers: int = 1, num_heads: int = 4):
+                 num_layers: int = 1, num_heads: int = 4, init: str = "normal"):
         super().__init__()
         (length,) = shape
         if pooling not in self.poolings:
             raise ValueError(f"Unknown token pooling {pooling!r}; expected one of "
                              f"{list(self.poolings)}.")
+        if init not in ("normal", "linear"):
+            raise ValueError(f"Unknown token embedding init {init!r}; expected 'normal' or "
+                             "'linear'.")
         width = int(embed_dim or 64)
         self.pooling = pooling
         self.embedding = nn.Embedding(int(vocab_size), width, padding_idx=0)
+        if init == "linear":
+            bound = 1.0 / math.sqrt(int(vocab_size))
+            with torch.no_grad():
+                nn.init.uniform_(self.embedding.weight, -bound, bound)
+                self.embedding.weight[0].zero_()
         self.dropout = nn.Dropout(dropout)
         self.out_features = width
         if pooling in ("gru", "lstm"):
@@ -318,6 +346,8 @@ class TokenEncoder(nn.Module):
             # a row of padding only attends to its first position (never to nothing: NaN)
             padding = ~mask & ((positions > 0) | mask.any(1, keepdim=True))
             z = self.transformer(z, src_key_padding_mask=padding)
+        elif self.pooling == "sum":
+            return (z * mask.unsqueeze(-1).to(z.dtype)).sum(1)  # padding never counts
         return masked_mean(z, mask, dim=1)
 
 
@@ -459,6 +489,9 @@ def make_encoder(shape: Sequence[int], embed_dim: int | None,
         raise ValueError(f"Block {block!r} holds {problem}, but the {label} {name!r} does not "
                          f"read them; {advice}.")
     if vocab_size is not None:  # tokens
+        if isinstance(vocab_size, CategoryVocabulary) and (
+                kind == "tokens" or kind is TokenEncoder):
+            params = {**CATEGORICAL_TOKEN_PARAMS, **params}
         params = {"vocab_size": int(vocab_size), **params}
     encoder = build(ENCODERS, nn.Module, kind, tuple(shape), embed_dim, what=label,
                     prefix="module__encoder_params", **params)
