@@ -294,6 +294,52 @@ class MultiTaskModule(nn.Module):
         return {name: self.scalers[name](x) if name in self.scalers else x
                 for name, x in blocks.items()}
 
+    @torch.no_grad()
+    def warm_start_wide(self, blocks: Mapping[str, torch.Tensor], mask: torch.Tensor,
+                        targets: torch.Tensor, weights: torch.Tensor, kinds: Sequence[str],
+                        prescaled: bool = True, random_state: int = 0) -> list[float | None]:
+        """Start the wide path at the cross-validated ridge solution of every task.
+
+        See :meth:`~sklearn_mtml.nn.heads.WideHeads.warm_start`. The output layers of the
+        deep path (the task heads) are set to zero, so that the network's outputs are exactly
+        the linear model's until training moves them. Call it with the training rows only
+        (never the rows that early stopping validates on), before training.
+
+        Parameters
+        ----------
+        blocks : mapping of str to Tensor
+            One tensor ``(n, *shape)`` per block.
+        mask : Tensor of bool, shape (n, M)
+            Presence of each block per row.
+        targets : Tensor of shape (n, T)
+            Encoded targets.
+        weights : Tensor of shape (n, T)
+            Label weight of each row and task (0 where the label is missing).
+        kinds : sequence of str
+            Kind of each task (``"regression"``, ``"binary"``, ``"multiclass"``).
+        prescaled : bool, default=True
+            The blocks already went through :meth:`scale_inputs`.
+        random_state : int, default=0
+            Seed of the row subsample of large data.
+
+        Returns
+        -------
+        alphas : list of float or None
+            The relative ridge penalty chosen for each task (``None`` where the wide path is
+            off or the task was not warm-started).
+        """
+        if self.wide is None:
+            return [None] * len(kinds)
+        if not prescaled:
+            blocks = self.scale_inputs(blocks)
+        xs = [blocks[name] for name in self.block_names]
+        for head in self.heads.modules():  # the deep path starts at zero output
+            if isinstance(head, nn.Linear):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
+        return self.wide.warm_start(xs, mask, targets, weights, kinds,
+                                    late=self.fusion is None, random_state=random_state)
+
     def forward(
         self,
         blocks: Mapping[str, torch.Tensor],
