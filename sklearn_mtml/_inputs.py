@@ -399,7 +399,7 @@ class RowSubset(SkorchDataset):
 
     def _take(self, key: str, data: object) -> object:
         if key not in self._cache:
-            from sklearn.utils import _safe_indexing
+            from ._compat import _safe_indexing
 
             if isinstance(data, Mapping):
                 self._cache[key] = {k: _safe_indexing(v, self.rows) for k, v in data.items()}

@@ -35,13 +35,19 @@ import narwhals.stable.v2 as nw
 import numpy as np
 import scipy.sparse as sp
 from sklearn.compose import ColumnTransformer
-from sklearn.compose._column_transformer import _check_X
 from sklearn.pipeline import Pipeline
-from sklearn.utils._indexing import _safe_indexing
-from sklearn.utils._param_validation import StrOptions
-from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
-from sklearn.utils.validation import _check_feature_names_in, _num_samples, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
+from ._compat import (
+    ADAPTERS_MANAGER,
+    StrOptions,
+    _check_feature_names_in,
+    _check_X,
+    _get_output_config,
+    _num_samples,
+    _safe_indexing,
+)
+from ._missing import is_missing_value
 from .blocks import CategoryVocabulary, ModalityBlocks, flat_feature_names
 
 __all__ = ["ModalityFusion"]
@@ -70,14 +76,6 @@ def _is_frame(X: Any) -> bool:
     return nw.dependencies.is_into_dataframe(X)
 
 
-def _is_missing_item(item: Any) -> bool:
-    if item is None:
-        return True
-    if isinstance(item, (float, np.floating)):
-        return bool(np.isnan(item))
-    return type(item).__name__ in ("NAType", "NaTType")
-
-
 def _absent_rows(part: Any, n: int) -> np.ndarray:
     """Rows whose raw input is missing: a None/NaN item, or all selected columns NaN."""
     if sp.issparse(part):
@@ -90,7 +88,7 @@ def _absent_rows(part: Any, n: int) -> np.ndarray:
             na = np.isnan(arr)
         elif arr.dtype == object:
             flat = arr.reshape(-1) if arr.ndim else arr.reshape(1)
-            na = np.fromiter((_is_missing_item(v) for v in flat), dtype=bool,
+            na = np.fromiter((is_missing_value(v) for v in flat), dtype=bool,
                              count=flat.size).reshape(arr.shape)
         else:
             return np.zeros(n, dtype=bool)

@@ -16,9 +16,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.base import _fit_context
 from sklearn.preprocessing import OrdinalEncoder
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names,
     _check_feature_names_in,
@@ -26,6 +24,7 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
+from .._compat import Interval, StrOptions, _fit_context
 from ..blocks import CategoryVocabulary
 from ._base import ModalityTransformer, _is_dataframe, _is_series, is_missing
 
