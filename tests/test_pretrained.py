@@ -469,6 +469,8 @@ def test_audio_backbone_reads_waveforms_unscaled():
     model = net("audio", enc).fit({"audio": X, "tab": X[:, :4]}, y)
     assert "audio" not in model.input_stats_ and "tab" in model.input_stats_
     assert "audio" not in model.module_.scalers
+    wide = model.module_.wide  # no linear map of raw samples; the tabular block keeps one
+    assert [lin.in_features for lin in wide.linears] == [0, 4]
     module = model.module_.encoders["audio"]
     assert isinstance(module, PretrainedModule) and module.kind == "audio"
     assert module.out_features == 16

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import cast
 
@@ -57,6 +58,13 @@ class _BagOfWords(nn.Module):
         return self.bag(ids.long()) + self.bias
 
 
+def _linear(in_features: int, out_features: int) -> nn.Linear:
+    """A linear map; one without inputs (a skipped block) is a bias only, built quietly."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+        return nn.Linear(in_features, out_features)
+
+
 class WideHeads(nn.Module):
     """The wide (linear) path of a wide & deep network: inputs → every task's outputs.
 
@@ -83,29 +91,38 @@ class WideHeads(nn.Module):
         in all (a token block counts as one input: its output is a mean).
     vocab_sizes : sequence of int or None, optional
         Vocabulary size of each block of token ids (``None`` for other blocks).
+    skip : sequence of bool, optional
+        Blocks the linear path does not read (their contribution is a learned bias only):
+        blocks whose encoder reads them raw, such as waveforms for a pretrained audio model.
     """
 
     def __init__(self, block_shapes: Sequence[Sequence[int]], out_features: Sequence[int],
-                 gain: float | str = "auto", vocab_sizes: Sequence[int | None] | None = None):
+                 gain: float | str = "auto", vocab_sizes: Sequence[int | None] | None = None,
+                 skip: Sequence[bool] | None = None):
         super().__init__()
         self.splits = [int(o) for o in out_features]
         self.shapes = [tuple(int(s) for s in shape) for shape in block_shapes]
         self.vocab_sizes = list(vocab_sizes or [None] * len(self.shapes))
+        self.skip = [bool(b) for b in (skip or [False] * len(self.shapes))]
         if isinstance(gain, str) and gain == "auto":
-            width = sum(self._width(shape, v) for shape, v in zip(self.shapes, self.vocab_sizes))
+            width = sum(self._width(shape, v, skipped) for shape, v, skipped
+                        in zip(self.shapes, self.vocab_sizes, self.skip))
             gain = min(max(10.0 * math.sqrt(10.0 / max(width, 1)), 1.0), 10.0)
         self.gain = float(gain)
         total = sum(self.splits)
         self.linears = nn.ModuleList(
-            nn.Linear(self._width(shape), total) if vocab is None
+            _linear(self._width(shape, None, skipped), total) if vocab is None
             else _BagOfWords(vocab, total)
-            for shape, vocab in zip(self.shapes, self.vocab_sizes))
+            for shape, vocab, skipped in zip(self.shapes, self.vocab_sizes, self.skip))
         for linear in self.linears:
             if isinstance(linear, nn.Linear):
                 nn.init.zeros_(linear.weight)
                 nn.init.zeros_(linear.bias)
 
-    def _width(self, shape: tuple[int, ...], vocab_size: int | None = None) -> int:
+    def _width(self, shape: tuple[int, ...], vocab_size: int | None = None,
+               skipped: bool = False) -> int:
+        if skipped:  # a block the wide path does not read (e.g. raw waveforms)
+            return 0
         if vocab_size is not None:
             return 1
         if len(shape) == 1:
@@ -126,8 +143,9 @@ class WideHeads(nn.Module):
 
     def _contributions(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Each block's ``(n, Σ k_t)`` contribution to the outputs of all tasks."""
-        return [self.gain * linear(self._inputs(x, shape))
-                for linear, x, shape in zip(self.linears, xs, self.shapes)]
+        return [self.gain * linear(x.new_zeros((x.shape[0], 0)) if skipped
+                                   else self._inputs(x, shape))
+                for linear, x, shape, skipped in zip(self.linears, xs, self.shapes, self.skip)]
 
     @torch.no_grad()
     def warm_start(self, xs: Sequence[torch.Tensor], mask: torch.Tensor, targets: torch.Tensor,
@@ -176,7 +194,9 @@ class WideHeads(nn.Module):
         if not blocks or len(kinds) != len(self.splits):
             return [None] * len(self.splits)
         m = mask.to(torch.float64)
-        parts = [self._inputs(xs[i], self.shapes[i]).double() * m[:, i:i + 1] for i in blocks]
+        parts = [(xs[i].new_zeros((xs[i].shape[0], 0)) if self.skip[i]
+                  else self._inputs(xs[i], self.shapes[i])).double() * m[:, i:i + 1]
+                 for i in blocks]
         Z = torch.cat(parts, dim=1)
         widths = [p.shape[1] for p in parts]
         factor = float(len(self.shapes)) if late else 1.0

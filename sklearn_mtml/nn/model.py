@@ -218,9 +218,12 @@ class MultiTaskModule(nn.Module):
                 architecture, cast(int, self.fusion.out_features), n_tasks, self.token_dim,
                 **architecture_params)
             self.heads = TaskHeads(self.architecture.out_features, task_outputs)
+        # blocks whose encoder reads them raw (waveforms) have no linear path: a linear map
+        # of raw samples carries nothing useful
+        raw = {n for n, enc in encoders.items() if getattr(enc, "reads_raw_input", False)}
         self.wide = WideHeads([tuple(block_shapes[n]) for n in self.block_names],
-                              task_outputs, vocab_sizes=[vocab.get(n) for n in self.block_names]
-                              ) if wide else None
+                              task_outputs, vocab_sizes=[vocab.get(n) for n in self.block_names],
+                              skip=[n in raw for n in self.block_names]) if wide else None
 
     def _encoder_params(self, encoder_params: Mapping | None
                         ) -> tuple[dict[str, dict], dict]:
