@@ -504,3 +504,20 @@ def test_audio_backbone_rejects_blocks_that_are_not_waveforms():
     X, _ = images()
     with pytest.raises(ValueError, match=r"reads waveforms \(n, n_samples\)"):
         PretrainedEncoder(wav2vec2_config()).make_encoder(X.shape[1:], 64, None)
+
+
+def test_audio_spectrogram_transformer_reads_spectrogram_blocks():
+    config = transformers.ASTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                    intermediate_size=32, max_length=64, num_mel_bins=32,
+                                    patch_size=16, frequency_stride=8, time_stride=8)
+    rng = np.random.RandomState(0)
+    S = rng.randn(16, 64, 32).astype(np.float32)
+    y = (S[:, :, :16].mean((1, 2)) > S[:, :, 16:].mean((1, 2))).astype(int)
+    enc = PretrainedEncoder(config)
+    assert enc.reads_raw_input
+    model = net("spec", enc).fit({"spec": S}, y)
+    assert model.module_.encoders["spec"].out_features == 16
+    assert "spec" not in model.input_stats_
+    assert model.predict_proba({"spec": S[:3]}).shape == (3, 2)
+    with pytest.raises(ValueError, match=r"reads spectrograms \(n, frames, 32\)"):
+        enc.make_encoder((64, 40), 64, None)

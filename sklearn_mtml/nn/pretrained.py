@@ -11,7 +11,9 @@ only by default), a ``transformers.PretrainedConfig`` (random weights: tiny mode
 or a ``transformers.PreTrainedModel`` instance (copied). Image blocks ``(n, C, H, W)`` are fed
 as ``pixel_values``, token-id blocks ``(n, L)`` as ``input_ids`` with ``attention_mask = ids
 != 0``, waveform blocks ``(n, n_samples)`` (zero-padded at the end) as ``input_values``
-(wav2vec 2.0, HuBERT, WavLM; unscaled by the network, normalised per clip). The output is
+(wav2vec 2.0, HuBERT, WavLM; unscaled by the network, normalised per clip), and log-mel
+spectrogram blocks ``(n, frames, mel bins)`` of the Audio Spectrogram Transformer (AST) as
+its ``input_values``, as they come. The output is
 the model's ``pooler_output`` when it has one, else the mean of its last hidden states over the
 tokens or frames (padding excluded) or over the image positions.
 
@@ -470,6 +472,9 @@ class PretrainedModule(nn.Module):
             mask = ids != 0
             out = self.backbone(input_ids=block_to_model_ids(ids, self.pad_id),
                                 attention_mask=mask.long())
+        elif self.kind == "audio" and len(self.shape) == 2:  # spectrograms (AST)
+            mask = None
+            out = self.backbone(input_values=x.to(next(self.backbone.parameters()).dtype))
         elif self.kind == "audio":
             out, mask = self._audio(x)
         else:
@@ -717,8 +722,9 @@ class PretrainedEncoder:
     def reads_raw_input(self) -> bool:
         """Whether the block must reach the model unscaled.
 
-        True for waveforms: the network's per-column input scaling would scale each sample
-        position on its own.
+        True for audio models: the network's per-column input scaling would scale each
+        sample position (waveforms) or frame (spectrograms, which the model's feature
+        extractor normalises with its own constants) on its own.
         """
         return self._kind() == "audio"
 
@@ -778,9 +784,13 @@ class PretrainedEncoder:
                 raise ValueError(f"The token block has {shape[0]} tokens per row, but the "
                                  f"{name} model reads at most {positions}; lower max_length.")
         elif kind == "audio":
-            if vocab_size is not None or len(shape) != 1:
-                raise ValueError(f"The {name} model reads waveforms (n, n_samples), but the "
-                                 f"block {'holds token ids' if vocab_size is not None else 'has'}"
+            spectrogram = getattr(config, "num_mel_bins", None)
+            if vocab_size is not None or len(shape) not in (1, 2) or (
+                    len(shape) == 2 and spectrogram is not None and shape[1] != spectrogram):
+                expected = (f"spectrograms (n, frames, {spectrogram})" if spectrogram else
+                            "waveforms (n, n_samples)")
+                raise ValueError(f"The {name} model reads {expected}, but the block "
+                                 f"{'holds token ids' if vocab_size is not None else 'has'}"
                                  f" per-row shape {shape}.")
         elif vocab_size is not None or len(shape) != 3:
             raise ValueError(f"The {name} model reads images (n, C, H, W), but the block "
