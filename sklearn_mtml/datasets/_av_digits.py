@@ -46,8 +46,8 @@ def load_av_digits(*, as_frame: bool = True, random_state: int = 0):
     --------
     >>> from sklearn_mtml.datasets import load_av_digits
     >>> X, Y, split = load_av_digits()
-    >>> X["audio"][0].dtype, X["image"][0].shape, (split == "test").sum()
-    (dtype('float32'), (8, 8), np.int64(300))
+    >>> X["audio"][0].dtype, X["image"][0].shape, int((split == "test").sum())
+    (dtype('float32'), (8, 8), 300)
     """
     from sklearn.datasets import load_digits
 
