@@ -254,3 +254,29 @@ def test_iterator_valid_batch_size_and_drop_last(data):
     assert net.history[-1, "valid_batch_count"] == 7  # 50 rows: 7 × 7, the last row merged
     with pytest.raises(ValueError, match="iterator_valid__shuffle must be False"):
         MultiTaskNet(max_epochs=1, iterator_valid__shuffle=True).fit(X, Y).predict(X)
+
+
+def test_tensorboard_callback_receives_every_epoch_value(data):
+    from skorch.callbacks import TensorBoard
+
+    X, Y = data
+
+    class Writer:  # the part of torch's SummaryWriter that skorch's callback uses
+        def __init__(self):
+            self.scalars = {}
+            self.closed = False
+
+        def add_scalar(self, tag, scalar_value, global_step=None):
+            self.scalars.setdefault(tag, []).append((global_step, scalar_value))
+
+        def close(self):
+            self.closed = True
+
+    writer = Writer()
+    MultiTaskNet(max_epochs=3, train_split=0.25, random_state=0,
+                 callbacks=[TensorBoard(writer)]).fit(X, Y)
+    assert writer.closed
+    tags = set(writer.scalars)
+    assert {"Loss/train_loss", "Loss/valid_loss"} <= tags
+    assert any(t.endswith("valid_acc_c") for t in tags) and any("weight_r" in t for t in tags)
+    assert all(len(v) == 3 for v in writer.scalars.values())
