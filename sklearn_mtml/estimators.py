@@ -999,6 +999,15 @@ ModalityBlocks
             return int(n * self.validation_fraction) >= 20
         return bool(self.early_stopping)
 
+    def _training_split(self, label_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Training and validation rows; every task must keep a label among the training rows."""
+        train_idx, valid_idx = self._split_indices(label_mask.shape[0])
+        has = label_mask[train_idx].any(axis=0)
+        if not has.all():
+            empty = [t for t, ok in zip(self.task_names_, has) if not ok]
+            raise ValueError(f"Tasks {empty} have no labelled row in the training split.")
+        return train_idx, valid_idx
+
     def _split_indices(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         split = self.train_split
         if split is None:
@@ -1043,11 +1052,7 @@ ModalityBlocks
         """
         blocks, mask, targets, label_mask = data
         n = mask.shape[0]
-        train_idx, valid_idx = self._split_indices(n)
-        if not label_mask[train_idx].any(axis=0).all():
-            empty = [t for t, has in zip(self.task_names_, label_mask[train_idx].any(axis=0))
-                     if not has]
-            raise ValueError(f"Tasks {empty} have no labelled row in the training split.")
+        train_idx, valid_idx = self._training_split(label_mask)
         rank, world = process_group(self.distributed)
         self._check_data_parallel(world)
         self.streamed_ = self._streams(blocks)

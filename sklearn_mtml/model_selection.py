@@ -838,12 +838,8 @@ def _train_stacked(nets: list[MultiTaskNet], weights: list[list[float]], data: t
     net0 = nets[0]
     blocks, mask, targets, label_mask = data
     n = mask.shape[0]
-    train_idx, valid_idx = net0._split_indices(n)
-    if not label_mask[train_idx].any(axis=0).all():
-        empty = [t for t, has in zip(net0.task_names_, label_mask[train_idx].any(axis=0))
-                 if not has]
-        raise ValueError(f"Tasks {empty} have no labelled row in the training split.")
-    if getattr(net0, "_streams", lambda _: False)(blocks):
+    train_idx, valid_idx = net0._training_split(label_mask)
+    if net0._streams(blocks):
         raise _CannotStack("the inputs are streamed from the host (memory-mapped blocks)")
     rows = DeviceRows(
         # scaled once per fold: every stacked network has the same input statistics

@@ -573,3 +573,21 @@ def test_first_mistakes_with_arrays_get_errors_that_teach(X, message):
     y = np.array([0, 1] * 10)
     with pytest.raises(ValueError, match=message):
         MultiTaskNet(max_epochs=1).fit(X, y)
+
+
+def test_a_task_labelled_only_in_the_validation_rows_is_an_error_before_training():
+    from torch.utils.data import Subset
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(100, 4).astype(np.float32)
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1]]).astype(float)
+    Y[20:, 1] = np.nan  # task 1 is labelled in the first 20 rows only
+
+    def first_rows_validate(dataset, y=None):
+        return Subset(dataset, range(20, 100)), Subset(dataset, range(20))
+
+    net = MultiTaskNet(train_split=first_rows_validate, max_epochs=2)
+    with pytest.raises(ValueError, match=r"Tasks \['task_1'\] have no labelled row in the "
+                                         r"training split"):
+        net.fit(X, Y)
+    assert not hasattr(net, "history_") or not net.history_
