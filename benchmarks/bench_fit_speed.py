@@ -11,6 +11,7 @@ Usage::
 
     python benchmarks/bench_fit_speed.py                    # CPU-sized defaults
     python benchmarks/bench_fit_speed.py --n 200000 --device cuda   # the GPU figure
+    python benchmarks/bench_fit_speed.py --options   # + precision, compile (+ cuda_graphs on CUDA)
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--options", action="store_true",
-                        help="also time precision='bf16', '16-mixed' and compile=True")
+                        help="also time precision='bf16', '16-mixed', compile=True and, "
+                             "on CUDA, cuda_graphs=True")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -171,6 +173,10 @@ def main(argv=None):
                      *a, precision="16-mixed"),
                  # compiled once per fit: the first epoch pays the compilation
                  "MultiTaskNet, compile=True": lambda *a: ours(*a, compile=True)}
+        if device.type == "cuda":  # CUDA graphs need a CUDA device
+            runs |= {"MultiTaskNet, cuda_graphs=True": lambda *a: ours(*a, cuda_graphs=True),
+                     "MultiTaskNet, cuda_graphs=True, precision='bf16'": lambda *a: ours(
+                         *a, cuda_graphs=True, precision="bf16")}
     fit_times = {name: np.inf for name in runs}
     models = {}
     hand_loop(data, device, 1, args.batch_size, 1e-3)  # warm-up (allocator, kernels)

@@ -1,13 +1,16 @@
 """
 =====================================================
-Searching the loss weights with GridSearchCV
+Searching the loss weights with LossWeightSearchCV
 =====================================================
 
 A multi-task network minimises ``Σ_t w_t · L_t``: the static ``loss_weights`` decide how much
 each task counts. They are an ordinary hyperparameter of
 :class:`~sklearn_mtml.MultiTaskNet`, so :class:`~sklearn.model_selection.GridSearchCV`
-searches them, and :func:`~sklearn_mtml.task_scorers` reports every task's cross-validated
-score, not only their mean — which is what shows the *trade-off* between the tasks.
+could search them; :class:`~sklearn_mtml.model_selection.LossWeightSearchCV` has the same
+interface and is several times faster: on each fold it trains one network per candidate
+weight *together*, as one stacked model, instead of one fit after the other.
+:func:`~sklearn_mtml.task_scorers` reports every task's cross-validated score, not only
+their mean — which is what shows the *trade-off* between the tasks.
 
 Two targets of the clothing reviews shipped with the package, both read from the review
 text: the ``Rating`` (1–5 stars) and the ``Department Name`` (6 departments).
@@ -17,11 +20,14 @@ text: the ``Rating`` (1–5 stars) and the ``Department Name`` (6 departments).
 # Features
 # --------
 # 64 LSA components of the review text.
+import time
+
 import numpy as np
-from sklearn.model_selection import GridSearchCV, KFold, cross_validate, train_test_split
+from sklearn.model_selection import KFold, cross_validate, train_test_split
 
 from sklearn_mtml import ModalityFusion, MultiTaskNet, TextFeatures, task_scorers
 from sklearn_mtml.datasets import load_reviews
+from sklearn_mtml.model_selection import LossWeightSearchCV
 
 X, Y = load_reviews()
 X = X.assign(text=X["Title"].fillna("") + ". " + X["Review Text"].fillna(""))
@@ -36,18 +42,23 @@ C_test = text.transform(X_test)
 # The search
 # ----------
 # The tasks only compete when they must share little: the network here has one shared layer
-# of 8 units and no linear path (``module__wide=False``); batches of 64 rows keep the 16
-# fits of the search fast. The grid is the weight of
-# ``Department Name`` (``Rating`` keeps weight 1); ``refit="mean"`` picks the weights with
-# the best mean of the two cross-validated accuracies.
+# of 8 units and no linear path (``module__wide=False``); batches of 64 rows. The grid is
+# the weight of ``Department Name`` (``Rating`` keeps weight 1); ``refit="mean"`` picks the
+# weights with the best mean of the two cross-validated accuracies. The search is written
+# exactly as a ``GridSearchCV`` would be (swap the class to compare): the 5 candidates × 3
+# folds train as 3 stacked passes of 5 networks, with the same initialisations and batch
+# order as 15 separate fits, so the scores agree with ``GridSearchCV``'s to about 0.001.
 tasks = list(Y.columns)
 cv = KFold(3, shuffle=True, random_state=0)
 weights = [0.1, 0.3, 1.0, 3.0, 10.0]
 small = MultiTaskNet(module__hidden_sizes=(8,), module__wide=False, batch_size=64,
                      random_state=0)
-search = GridSearchCV(small, {"loss_weights": [{"Department Name": w} for w in weights]},
-                      cv=cv, scoring=task_scorers(tasks), refit="mean")
+search = LossWeightSearchCV(small, {"loss_weights": [{"Department Name": w} for w in weights]},
+                           cv=cv, scoring=task_scorers(tasks), refit="mean")
+start = time.perf_counter()
 search.fit(C_train, Y_train)
+print(f"LossWeightSearchCV: {time.perf_counter() - start:.1f} s for {len(weights)} candidates "
+      f"x 3 folds and the refit")
 results = search.cv_results_
 for i, w in enumerate(weights):
     print(f"weight {w:5.1f}: Rating {results['mean_test_Rating'][i]:.3f}, "
@@ -97,9 +108,9 @@ ax.grid(True, alpha=0.3)
 plt.show()
 
 # %%
-# What to look for: raising the department's weight from 0.1 to 1 buys about 12 points of
-# department accuracy for less than one point of rating accuracy; beyond 1 the department
-# gains nothing more and the rating loses 3.5 points. The search picks the knee (w = 1) —
+# What to look for: raising the department's weight from 0.1 to 1 buys about 15 points of
+# department accuracy for about one point of rating accuracy; beyond 1 the department
+# gains nothing more and the rating loses 3 points. The search picks the knee (w = 1) —
 # here equal weights, which is not a rule: with other tasks the knee moves.
 #
 # Be honest about the setting, though: the trade-off exists because the network is

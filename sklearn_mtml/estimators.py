@@ -33,6 +33,7 @@ from skorch.history import History
 from skorch.utils import TeeGenerator
 from torch import nn
 
+from ._cuda_graphs import GraphedTrainStep, check_cuda_graphs, set_lr, takes_capturable
 from ._device import resolve_device
 from ._distributed import all_reduce_sum, average_gradients, broadcast_seed, process_group
 from ._inputs import (
@@ -283,6 +284,15 @@ class MultiTaskNet(NeuralNet):
         (``"16-mixed"``, for GPUs without bfloat16; not with ``weighting="gradnorm"`` or
         ``"pcgrad"``, which compute per-task gradients themselves). Losses are computed in
         float32. Meant for GPUs: on a CPU without bfloat16 units ``"bf16"`` is slower.
+    cuda_graphs : bool, default=False
+        Capture the whole training step (forward, task losses, weighted sum, backward,
+        optimizer step) in a CUDA graph and replay it for every full batch, which removes
+        the per-kernel launch cost of small networks on GPUs. The first three full batches
+        of a fit train eagerly (the warm-up), a batch of another size (the short last one)
+        trains eagerly. Needs a CUDA device (a fit on the CPU raises ``ValueError``) and an
+        optimizer taking ``capturable`` (Adam, AdamW, ...); not with
+        ``precision="16-mixed"``, ``compile=True``, ``weighting="gradnorm"``, ``"pcgrad"``
+        or ``"rlw"`` or data-parallel training. See ``docs/performance.md``.
     streaming : bool or "auto", default="auto"
         Where the training inputs live during a fit. ``False``: on the training device,
         copied once per fit and sliced per batch (fastest). ``True``: on the host, each
@@ -392,6 +402,7 @@ class MultiTaskNet(NeuralNet):
         random_state: int | np.random.RandomState | None = None,
         compile: bool = False,
         precision: str = "32",
+        cuda_graphs: bool = False,
         streaming: bool | str = "auto",
         distributed: bool | str = "auto",
         torch_load_kwargs: dict | None = None,
@@ -423,6 +434,7 @@ class MultiTaskNet(NeuralNet):
         self.random_state = random_state
         self.compile = compile
         self.precision = precision
+        self.cuda_graphs = cuda_graphs
         self.streaming = streaming
         self.distributed = distributed
         self.torch_load_kwargs = torch_load_kwargs
@@ -696,6 +708,7 @@ class MultiTaskNet(NeuralNet):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got "
                              f"{self.precision!r}.")
+        check_cuda_graphs(self)
         if self.lr_schedule not in (None, "cosine"):
             raise ValueError(f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}.")
         resolve_device(self.device)
@@ -1085,7 +1098,7 @@ ModalityBlocks
         iterator_train = self.get_iterator(dataset_train, training=True)
         iterator_valid = (None if dataset_valid is None
                           else self.get_iterator(dataset_valid, training=False))
-        base_lrs = [group["lr"] for group in self.optimizer_.param_groups]
+        base_lrs = [float(group["lr"]) for group in self.optimizer_.param_groups]
         cosine = self.lr_schedule == "cosine" and not any(
             isinstance(cb, LRScheduler) for _, cb in self.callbacks_)
         epoch_kwargs = {
@@ -1094,6 +1107,7 @@ ModalityBlocks
         }
         self._check_callbacks()
         self._start_grad_scaler()
+        self._start_cuda_graph(world)
         self.best_epoch_ = None
         self.notify("on_train_begin", X=blocks, y=targets)
         with torch_threads(threads):
@@ -1102,7 +1116,7 @@ ModalityBlocks
                     if cosine:
                         factor = cosine_factor(epoch, self.max_epochs_)
                         for group, lr in zip(self.optimizer_.param_groups, base_lrs):
-                            group["lr"] = lr * factor
+                            set_lr(group, lr * factor)
                     self.notify("on_epoch_begin", **epoch_kwargs)
                     self.run_single_epoch(iterator_train, training=True, prefix="train",
                                           step_fn=self.train_step, **fit_params)
@@ -1117,8 +1131,8 @@ ModalityBlocks
             finally:
                 if cosine:  # the next fit or partial_fit starts from lr again
                     for group, lr in zip(self.optimizer_.param_groups, base_lrs):
-                        group["lr"] = lr
-        for transient in ("_grad_scaler", "_shard", "_ddp_module"):
+                        set_lr(group, lr)
+        for transient in ("_grad_scaler", "_shard", "_ddp_module", "_cuda_graph"):
             self.__dict__.pop(transient, None)
         self.notify("on_train_end", X=blocks, y=targets)
 
@@ -1147,13 +1161,39 @@ ModalityBlocks
             )
         self.__dict__["_grad_scaler"] = torch.amp.GradScaler(self.device_.type)
 
+    def _start_cuda_graph(self, world: int) -> None:
+        """The CUDA-graph training step of this fit (``cuda_graphs=True``), or none."""
+        self.__dict__.pop("_cuda_graph", None)
+        if not getattr(self, "cuda_graphs", False):
+            return
+        if world > 1:
+            raise ValueError(
+                "cuda_graphs=True cannot be combined with data-parallel training (a "
+                f"process group of {world} processes); use distributed=False or "
+                "cuda_graphs=False."
+            )
+        # "thread_local": a batch-preparing thread (streamed rows, a DataLoader pinning
+        # memory) may run during the capture, which the "global" mode would refuse
+        self.__dict__["_cuda_graph"] = GraphedTrainStep(self, capture_error_mode="thread_local")
+
     def get_params_for_optimizer(self, prefix: str, named_parameters: Any) -> Any:
-        """Skorch's optimizer arguments; on CUDA, Adam and AdamW default to ``fused=True``."""
+        """Skorch's optimizer arguments; on CUDA, Adam and AdamW default to ``fused=True``.
+
+        With ``cuda_graphs=True`` on CUDA the optimizer also gets ``capturable=True`` and a
+        learning rate held in a device tensor (which schedules update in place), so that
+        its step can be captured in a CUDA graph.
+        """
         args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
         if (prefix == "optimizer" and self.device_.type == "cuda"
                 and self.optimizer in (torch.optim.Adam, torch.optim.AdamW)
                 and "fused" not in kwargs and "foreach" not in kwargs):
             kwargs["fused"] = True
+        if (prefix == "optimizer" and self.device_.type == "cuda"
+                and getattr(self, "cuda_graphs", False) and takes_capturable(self.optimizer)):
+            kwargs.setdefault("capturable", True)
+            if not isinstance(kwargs.get("lr", self.lr), torch.Tensor):
+                kwargs["lr"] = torch.tensor(float(kwargs.get("lr", self.lr)),
+                                            device=self.device_)
         return args, kwargs
 
     # ------------------------------------------------------------------------------------
@@ -1237,6 +1277,8 @@ ModalityBlocks
         dtype = PRECISIONS[self.precision]
         if dtype is None:
             return contextlib.nullcontext()
+        if getattr(self, "cuda_graphs", False):  # as PyTorch's notes ask for graph capture
+            return torch.autocast(self.device_.type, dtype=dtype, cache_enabled=False)
         return torch.autocast(self.device_.type, dtype=dtype)
 
     def _forward_module(self) -> Any:
@@ -1266,7 +1308,7 @@ ModalityBlocks
     def __getstate__(self) -> dict:  # noqa: D105
         state = super().__getstate__()
         state.pop("_compiled_module", None)
-        for transient in ("_grad_scaler", "_shard", "_ddp_module"):
+        for transient in ("_grad_scaler", "_shard", "_ddp_module", "_cuda_graph"):
             state.pop(transient, None)
         return state
 
@@ -1344,8 +1386,16 @@ ModalityBlocks
 
         With a gradient scaler the gradients are unscaled before ``on_grad_computed`` (so
         ``GradientNormClipping`` sees true gradients) and the scaler skips steps whose
-        gradients overflowed.
+        gradients overflowed. With ``cuda_graphs=True`` the step of a full batch is the
+        replay of a captured CUDA graph (see :mod:`sklearn_mtml._cuda_graphs`).
         """
+        graphed = self.__dict__.get("_cuda_graph")
+        if graphed is not None and not fit_params:
+            return graphed(batch)
+        return self._eager_train_step(batch, **fit_params)
+
+    def _eager_train_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """:meth:`train_step` without CUDA graphs."""
         scaler = self.__dict__.get("_grad_scaler")
         if scaler is None:
             return super().train_step(batch, **fit_params)

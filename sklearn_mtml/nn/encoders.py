@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -207,12 +208,22 @@ class ImageEncoder(nn.Module):
     max_side : int or None, default=64
         Images whose longer side exceeds it are first average-pooled to that size (aspect
         ratio kept), which keeps an epoch cheap; ``None`` keeps the full resolution.
+    channels_last : bool or "auto", default="auto"
+        Hold the convolution weights and the images in the ``torch.channels_last`` memory
+        format (NHWC, what tensor cores and cuDNN's fastest kernels read). ``"auto"``: on a
+        CUDA device (the weights are converted when the module moves there); ``True``:
+        everywhere; ``False``: never. The outputs are the same up to float rounding.
     """
 
     def __init__(self, shape: Sequence[int], embed_dim: int | None, activation: str = "relu",
                  dropout: float = 0.0, channels: Sequence[int] = (16, 32, 64),
-                 pool_size: int = 3, max_side: int | None = 64):
+                 pool_size: int = 3, max_side: int | None = 64,
+                 channels_last: bool | str = "auto"):
         super().__init__()
+        if not (channels_last in (True, False) or channels_last == "auto"):
+            raise ValueError("channels_last must be True, False or 'auto', got "
+                             f"{channels_last!r}.")
+        self.channels_last = channels_last
         c, h, w = (int(v) for v in shape)
         layers: list[nn.Module] = []
         if max_side is not None and max(h, w) > max_side:
@@ -235,8 +246,34 @@ class ImageEncoder(nn.Module):
                                   nn.Linear(c * pool_size * pool_size, width),
                                   make_activation(activation))
         self.out_features = width
+        self._apply_memory_format()
+
+    def uses_channels_last(self, device: torch.device) -> bool:
+        """Whether images and weights on ``device`` use ``torch.channels_last``."""
+        if self.channels_last == "auto":
+            return device.type == "cuda"
+        return bool(self.channels_last)
+
+    def _apply_memory_format(self) -> None:
+        """Put the 4-D convolution weights in the memory format this device calls for."""
+        for conv in self.features.modules():
+            if isinstance(conv, nn.Conv2d):
+                weight = conv.weight
+                fmt = (torch.channels_last if self.uses_channels_last(weight.device)
+                       else torch.contiguous_format)
+                if not weight.is_contiguous(memory_format=fmt):
+                    # in place of the data: the Parameter (and an optimizer's hold on it) stay
+                    weight.data = weight.data.contiguous(memory_format=fmt)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> ImageEncoder:
+        # ``.to(device)``, ``.cuda()``, ``.float()`` ... then the memory format of the device
+        super()._apply(fn, recurse)
+        self._apply_memory_format()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        if self.uses_channels_last(x.device):
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.proj(self.pool(self.features(x)))
 
 
