@@ -5,6 +5,7 @@ from .estimators import MultiTaskNet
 from .features import AudioFeatures, CategoricalFeatures, ImageFeatures, TextFeatures
 from .fusion import ModalityFusion
 from .late_fusion import LateFusionClassifier, LateFusionRegressor
+from .lazy import FileBlocks
 from .metrics import delta_p, task_scorer, task_scorers
 from .nn.pretrained import PretrainedEncoder
 from .plotting import (
@@ -22,6 +23,7 @@ __all__ = [
     "WEIGHTINGS",
     "AudioFeatures",
     "CategoricalFeatures",
+    "FileBlocks",
     "ImageFeatures",
     "LateFusionClassifier",
     "LateFusionRegressor",

@@ -22,11 +22,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["DeviceRows", "HostRows", "PredictRows", "RowBatches", "batch_spans",
-           "is_memory_mapped"]
+from .lazy import BatchPlan, FileBlocks, make_loader, raise_failures
+
+__all__ = ["DeviceRows", "FilePredictRows", "FileRows", "HostRows", "PredictRows",
+           "RowBatches", "batch_spans", "is_memory_mapped"]
 
 Batch = tuple[tuple[dict[str, torch.Tensor], torch.Tensor],
               "tuple[torch.Tensor, torch.Tensor] | None"]
+#: ``(blocks, lengths) -> blocks``: decoded host tensors of files to scaled device features.
+FilesToDevice = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]],
+                         dict[str, torch.Tensor]]
 
 
 def batch_spans(n: int, size: int, drop_last: bool = False) -> list[tuple[int, int]]:
@@ -196,11 +201,123 @@ class PredictRows(Dataset):
                         "row by row.")
 
 
+def _decoded_tensors(source: FileBlocks, rows: np.ndarray
+                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Decode ``rows`` of ``source`` in this process, as tensors."""
+    blocks, lengths = source.decode(rows)
+    return ({k: torch.from_numpy(v) for k, v in blocks.items()},
+            {k: torch.from_numpy(v) for k, v in lengths.items()})
+
+
+class FileRows(Dataset):
+    """Rows of a fit whose inputs are files (:class:`~sklearn_mtml.FileBlocks`).
+
+    Like :class:`HostRows`, targets and masks live on the device and the inputs stay where
+    they are; :class:`RowBatches` has each batch's files decoded in ``DataLoader`` workers,
+    then ``to_device`` copies the decoded tensors to the device, runs the audio front end
+    there and scales them.
+
+    Parameters
+    ----------
+    source : FileBlocks
+        The files.
+    mask, targets, label_mask : Tensor
+        As in :class:`DeviceRows`, on the device.
+    to_device : callable
+        ``(blocks, lengths) -> blocks``: decoded host tensors to scaled device features.
+    rows : ndarray of int64, optional
+        The rows of this dataset (default: all ``N``).
+    """
+
+    def __init__(self, source: FileBlocks, mask: torch.Tensor, targets: torch.Tensor,
+                 label_mask: torch.Tensor, to_device: FilesToDevice,
+                 rows: np.ndarray | None = None):
+        self.source = source
+        self.mask = mask
+        self.targets = targets
+        self.label_mask = label_mask
+        self.to_device = to_device
+        self.rows = np.arange(mask.shape[0]) if rows is None else np.asarray(rows)
+
+    @property
+    def device(self) -> torch.device:
+        """Where batches go."""
+        return self.mask.device
+
+    def subset(self, rows: np.ndarray | torch.Tensor) -> FileRows:
+        """The same files restricted to ``rows`` (indices into the whole data)."""
+        rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
+        return FileRows(self.source, self.mask, self.targets, self.label_mask,
+                        self.to_device, rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def finish(self, rows: np.ndarray, blocks: dict[str, torch.Tensor],
+               lengths: dict[str, torch.Tensor]) -> Batch:
+        """The batch of ``rows`` (into the whole data) from their decoded tensors."""
+        idx_t = torch.as_tensor(rows, device=self.device)
+        return ((self.to_device(blocks, lengths), self.mask.index_select(0, idx_t)),
+                (self.targets.index_select(0, idx_t), self.label_mask.index_select(0, idx_t)))
+
+    def take(self, positions: torch.Tensor | slice) -> Batch:
+        """The batch of the rows at ``positions``, decoded in this process."""
+        idx = self.rows[positions.cpu().numpy() if isinstance(positions, torch.Tensor)
+                        else positions]
+        return self.finish(idx, *_decoded_tensors(self.source, idx))
+
+    def __getitem__(self, i: int) -> Any:
+        raise TypeError("Rows of files are decoded in batches by MultiTaskNet's own iterator; "
+                        "iterator_train cannot be a DataLoader class with FileBlocks.")
+
+
+class FilePredictRows(Dataset):
+    """The input of a prediction from files, decoded a chunk at a time in ``DataLoader`` workers.
+
+    Parameters
+    ----------
+    source : FileBlocks
+        The files.
+    mask : ndarray of bool, shape (n, M)
+        Presence of each block per row.
+    to_device : callable
+        ``(blocks, lengths) -> blocks``: decoded host tensors to scaled device features.
+    device : torch.device
+        Where batches go.
+    """
+
+    def __init__(self, source: FileBlocks, mask: np.ndarray, to_device: FilesToDevice,
+                 device: torch.device):
+        self.source = source
+        self.mask = mask
+        self.to_device = to_device
+        self.device = device
+
+    def __len__(self) -> int:
+        return int(self.mask.shape[0])
+
+    def finish(self, rows: np.ndarray, blocks: dict[str, torch.Tensor],
+               lengths: dict[str, torch.Tensor]) -> Batch:
+        """The batch of ``rows`` from their decoded tensors."""
+        mask = torch.from_numpy(np.ascontiguousarray(self.mask[rows])).to(self.device)
+        return (self.to_device(blocks, lengths), mask), None
+
+    def take(self, positions: slice) -> Batch:
+        """The batch of a contiguous span of rows, decoded in this process."""
+        rows = np.arange(len(self))[positions]
+        return self.finish(rows, *_decoded_tensors(self.source, rows))
+
+    def __getitem__(self, i: int) -> Any:
+        raise TypeError("FilePredictRows is read in chunks by MultiTaskNet.get_iterator, not "
+                        "row by row.")
+
+
 class RowBatches:
-    """Batches of a :class:`DeviceRows`, :class:`HostRows` or :class:`PredictRows`.
+    """Batches of a :class:`DeviceRows`, :class:`HostRows`, :class:`PredictRows`, or of files.
 
     Batches are sliced (or gathered), not collated row by row; :class:`HostRows` batches
-    are prepared one ahead in a background thread.
+    are prepared one ahead in a background thread; the files of :class:`FileRows` and
+    :class:`FilePredictRows` batches are decoded in the workers of a ``DataLoader``.
 
     Parameters
     ----------
@@ -218,16 +335,25 @@ class RowBatches:
     pad : bool, default=False
         With several processes, repeat the first rows of the order so that every process
         gets as many rows (the same number of optimizer steps; training batches).
+    loader : mapping, optional
+        ``DataLoader`` arguments for batches of files (``num_workers``, ``pin_memory``,
+        ``persistent_workers``, ``prefetch_factor``, ...); its workers are kept between
+        passes unless ``persistent_workers=False``.
     """
 
-    def __init__(self, dataset: DeviceRows | HostRows | PredictRows, batch_size: int,
+    def __init__(self, dataset: DeviceRows | HostRows | PredictRows | FileRows
+                 | FilePredictRows, batch_size: int,
                  shuffle: bool = False, drop_last: bool = False,
-                 shard: tuple[int, int] = (0, 1), pad: bool = False):
+                 shard: tuple[int, int] = (0, 1), pad: bool = False,
+                 loader: Mapping[str, Any] | None = None):
         self.dataset = dataset
+        self.loader = dict(loader or {})
+        self._plan: BatchPlan | None = None
+        self._loader: Any = None
         self.batch_size = len(dataset) if batch_size == -1 else int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer or -1, got {batch_size!r}.")
-        if shuffle and isinstance(dataset, PredictRows):
+        if shuffle and isinstance(dataset, (PredictRows, FilePredictRows)):
             raise ValueError("Prediction rows are read in order: iterator_valid__shuffle must "
                              "be False.")
         self.shuffle = bool(shuffle)
@@ -259,12 +385,22 @@ class RowBatches:
         return base[rank::world]
 
     def __iter__(self) -> Iterator[Batch]:
+        if isinstance(self.dataset, FilePredictRows):
+            yield from self._decoded([
+                np.arange(start, stop)
+                for start, stop in batch_spans(len(self.dataset), self.batch_size)])
+            return
         if isinstance(self.dataset, PredictRows):
             for start, stop in batch_spans(len(self.dataset), self.batch_size, self.drop_last):
                 yield self.dataset.take(slice(start, stop))
             return
         order = self._order()
         spans = batch_spans(self._n_local(), self.batch_size, self.drop_last)
+        if isinstance(self.dataset, FileRows):
+            rows = self.dataset.rows
+            yield from self._decoded([rows[a:b] if order is None else rows[order[a:b].numpy()]
+                                      for a, b in spans])
+            return
         if isinstance(self.dataset, HostRows):
             yield from self._prefetched(order, spans)
             return
@@ -288,3 +424,14 @@ class RowBatches:
                 pending = pool.submit(dataset.take, nxt)
                 yield batch
             yield pending.result()
+
+    def _decoded(self, batches: list[np.ndarray]) -> Iterator[Batch]:
+        """Batches of files: decoded in ``DataLoader`` workers, finished on the device."""
+        dataset = cast("FileRows | FilePredictRows", self.dataset)
+        if self._loader is None:
+            self._plan = BatchPlan()
+            self._loader = make_loader(dataset.source, self._plan, **self.loader)
+        assert self._plan is not None
+        self._plan.batches = batches
+        for rows, blocks, lengths in raise_failures(self._loader):
+            yield dataset.finish(rows.numpy(), blocks, lengths)

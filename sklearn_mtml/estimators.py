@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import numbers
 import os
 import warnings
@@ -49,6 +50,8 @@ from ._inputs import (
 )
 from ._rows import (
     DeviceRows,
+    FilePredictRows,
+    FileRows,
     HostRows,
     PredictRows,
     RowBatches,
@@ -63,6 +66,7 @@ from ._training import (
     torch_threads,
 )
 from .callbacks import CompactPrintLog, EarlyStopping, TaskScores, TaskWeights
+from .lazy import FileBlocks, lazy_source
 from .nn.encoders import reads_tokens
 from .nn.model import MultiTaskModule
 from .nn.scaling import SCALINGS, block_statistics
@@ -80,7 +84,7 @@ __all__ = ["MultiTaskLoss", "MultiTaskNet"]
 
 #: Fitted attributes that define the network's shape, saved beside checkpointed parameters.
 _LAYOUT_STATE = ("tasks_", "task_names_", "layout_", "input_stats_", "classes_",
-                 "n_features_in_", "feature_names_in_", "_y_1d")
+                 "n_features_in_", "feature_names_in_", "_y_1d", "file_settings_")
 #: ``precision`` values and their autocast dtypes (``None``: no autocast).
 PRECISIONS: dict[str, torch.dtype | None] = {"32": None, "bf16": torch.bfloat16,
                                               "16-mixed": torch.float16}
@@ -299,7 +303,12 @@ class MultiTaskNet(NeuralNet):
         batch's rows gathered, copied to the device and scaled while the previous batch
         trains, so memory stays bounded. ``"auto"`` streams when an input block is a
         memory-mapped array (``np.memmap``, ``np.load(..., mmap_mode="r")``) or, on a GPU,
-        when the inputs exceed half of its free memory.
+        when the inputs exceed half of its free memory. A
+        :class:`~sklearn_mtml.FileBlocks` input (files on disk) is decoded once into memory
+        when its decoded features fit its ``memory_budget``, else (or with ``True``) decoded
+        batch by batch at every epoch in ``DataLoader`` workers
+        (``iterator_train__num_workers``, ``iterator_valid__num_workers``; other
+        ``DataLoader`` options such as ``prefetch_factor`` are passed on too).
     distributed : bool or "auto", default="auto"
         Data-parallel training across processes: when ``torch.distributed``'s default
         process group holds several processes (``torchrun``), every process calls ``fit``
@@ -332,6 +341,9 @@ class MultiTaskNet(NeuralNet):
         Device the network was trained on.
     input_stats_ : dict of str to (ndarray, ndarray) or None
         Per-block centre and scale of the inputs (``input_scaling``), from the fit's rows.
+    file_settings_ : dict
+        After a fit on a :class:`~sklearn_mtml.FileBlocks`, its decoding settings, which a
+        ``FileBlocks`` to predict on must share.
     batch_size_ : int
         Training batch size used (``batch_size`` resolved).
     max_epochs_ : int
@@ -774,6 +786,10 @@ class MultiTaskNet(NeuralNet):
 
     def _validate_X(self, X: Any, reset: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Convert ``X`` to float32 blocks and a presence mask, checking the fitted layout."""
+        if isinstance(X, FileBlocks):
+            return self._validate_files(X, reset)
+        if reset:
+            self.__dict__.pop("file_settings_", None)
         if getattr(X, "ndim", 2) in (3, 4) and hasattr(X, "shape") and not hasattr(X, "columns"):
             # one block of sequences (n, T, F) or images (n, C, H, W)
             X = {SINGLE_BLOCK: X}
@@ -806,6 +822,51 @@ class MultiTaskNet(NeuralNet):
         if not reset:
             self.layout_.check(blocks)
         return blocks, mask
+
+    def _validate_files(self, X: FileBlocks, reset: bool
+                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Lazy blocks of files (decoded batch by batch) and their presence mask.
+
+        Every present path is checked first, so that a missing file fails before training.
+        """
+        settings = X.settings()
+        settings.pop("memory_budget")
+        if reset:
+            for attr in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(attr, None)
+            self.file_settings_ = settings
+        else:
+            fitted = self.__dict__.get("file_settings_")
+            if fitted is None:
+                raise ValueError("X is a FileBlocks, but the model was not fitted on one; pass "
+                                 "the input with the layout seen at fit.")
+            diff = {k: (fitted[k], v) for k, v in settings.items() if fitted.get(k) != v}
+            if diff:
+                raise ValueError(f"X is a FileBlocks that decodes its files otherwise than at "
+                                 f"fit: (fitted, given) {diff}; build it with the settings "
+                                 "seen at fit.")
+        X.check_files()
+        blocks = cast("dict[str, np.ndarray]", X.lazy_blocks())
+        if not reset:
+            self.layout_.check(blocks)
+        return blocks, X.presence
+
+    def _file_loader(self, training: bool) -> dict[str, Any]:
+        """``DataLoader`` arguments for decoding files: the ``iterator_*`` parameters."""
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        for key in ("batch_size", "shuffle", "drop_last"):
+            kwargs.pop(key, None)
+        kwargs.setdefault("pin_memory", self.device_.type == "cuda")
+        return kwargs
+
+    def _files_on_device(self, source: FileBlocks, blocks: dict[str, torch.Tensor],
+                         lengths: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Decoded files to scaled features: copied to the device, audio front end there."""
+        cuda = self.device_.type == "cuda"
+        feats = source.features(
+            {k: v.to(self.device_, non_blocking=cuda) for k, v in blocks.items()},
+            {k: v.to(self.device_, non_blocking=cuda) for k, v in lengths.items()})
+        return self.module_.scale_inputs(feats)
 
     def _raw_input_blocks(self) -> set[str]:
         """Blocks whose encoder reads them unscaled (e.g. waveforms for a pretrained model)."""
@@ -867,6 +928,14 @@ class MultiTaskNet(NeuralNet):
             self.__dict__.pop("classes_", None)
         targets, label_mask = self._encode_targets(cols, weights)
         raw = self._raw_input_blocks()
+        source = lazy_source(blocks)
+        if source is not None and self.input_scaling is not None:
+            # a streaming pass that decodes only the rows the statistics use
+            workers = self._file_loader(training=True).get("num_workers")
+            stats = source.statistics(self.input_scaling, device=device, skip=raw,
+                                      num_workers=workers)
+            self.input_stats_: dict[str, tuple[np.ndarray, np.ndarray]] | None = stats
+            return blocks, mask, targets, label_mask
         self.input_stats_ = None if self.input_scaling is None else {
             name: block_statistics(block if mask[:, j].all() else block[mask[:, j]],
                                    self.input_scaling)
@@ -908,9 +977,10 @@ class MultiTaskNet(NeuralNet):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), sparse matrix, dict of arrays or \
-ModalityBlocks
-            Input features or per-modality blocks.
+        X : array-like of shape (n_samples, n_features), sparse matrix, dict of arrays, \
+ModalityBlocks or FileBlocks
+            Input features or per-modality blocks (``FileBlocks``: files decoded batch by
+            batch, see ``streaming``).
         y : array-like of shape (n_samples,) or (n_samples, n_tasks), or DataFrame
             Targets; ``NaN``/``None`` marks a missing label.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -1069,8 +1139,16 @@ ModalityBlocks
         rank, world = process_group(self.distributed)
         self._check_data_parallel(world)
         self.streamed_ = self._streams(blocks)
-        rows: DeviceRows | HostRows
-        if self.streamed_:
+        source = lazy_source(blocks)
+        if source is not None and not self.streamed_:  # files decoded once, into memory
+            blocks = source.load(device=self.device_, num_workers=self._file_loader(
+                training=True).get("num_workers")).blocks
+        rows: DeviceRows | HostRows | FileRows
+        if source is not None and self.streamed_:
+            rows = FileRows(source, self._to_device(mask), self._to_device(targets),
+                            self._to_device(label_mask),
+                            functools.partial(self._files_on_device, source))
+        elif self.streamed_:
             rows = HostRows(blocks, self._to_device(mask), self._to_device(targets),
                             self._to_device(label_mask), self._scaled_blocks_on_device)
         else:
@@ -1232,6 +1310,13 @@ ModalityBlocks
                 row_bytes = sum(b[:1].nbytes for b in dataset.blocks.values())
                 batch_size = min(batch_size, max(256, (4 << 20) // max(row_bytes, 1)))
         shuffle = kwargs.pop("shuffle", training)
+        if isinstance(dataset, (FileRows, FilePredictRows)):
+            return self._file_batches(dataset, iterator, batch_size, shuffle, training)
+        if "file_settings_" in self.__dict__:
+            # a fit from files decoded into memory: the DataLoader options were for decoding
+            for key in ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor",
+                        "timeout", "multiprocessing_context", "worker_init_fn"):
+                kwargs.pop(key, None)
         ours = isinstance(dataset, (DeviceRows, HostRows, PredictRows))
         if ours and iterator is None and set(kwargs) <= {"drop_last"}:
             return RowBatches(dataset, batch_size, shuffle=shuffle,
@@ -1255,6 +1340,26 @@ ModalityBlocks
         if batch_size == -1:
             batch_size = len(dataset)
         return iterator(dataset, batch_size=batch_size, shuffle=shuffle, **kwargs)
+
+    def _file_batches(self, dataset: FileRows | FilePredictRows, iterator: Any,
+                      batch_size: int, shuffle: bool, training: bool) -> RowBatches:
+        """Batches of files, decoded in ``DataLoader`` workers (``iterator_*__num_workers``)."""
+        prefix = "iterator_train" if training else "iterator_valid"
+        if iterator is not None:
+            raise ValueError(f"Inputs from files (FileBlocks) are decoded by the built-in "
+                             f"batches; {prefix}={iterator!r} is not supported with them.")
+        loader = self._file_loader(training)
+        if isinstance(dataset, FilePredictRows) and "batch_size" not in \
+                self.get_params_for("iterator_valid"):
+            # chunks of about 64 MB of decoded input keep a prediction's memory flat
+            row_bytes = dataset.source.decoded_nbytes // max(len(dataset.source), 1)
+            row_bytes += 4 * dataset.source.n_audio_samples * len(dataset.source.audio)
+            batch_size = min(batch_size, max(16, (64 << 20) // max(row_bytes, 1)))
+        drop_last = self.get_params_for(prefix).get("drop_last", False)
+        shard = (0, 1) if isinstance(dataset, FilePredictRows) else self.__dict__.get(
+            "_shard", (0, 1))
+        return RowBatches(dataset, batch_size, shuffle=shuffle, drop_last=drop_last,
+                          shard=shard, pad=training, loader=loader)
 
     def infer(self, x: Any, **fit_params: Any) -> Any:
         """Run the network on a batch's input ``x = (blocks, mask)``.
@@ -1511,7 +1616,7 @@ ModalityBlocks
         self.max_epochs_ = (auto_max_epochs(batches, n_train, early_stopping)
                             if self.max_epochs == "auto" else int(self.max_epochs))
 
-    def _step_flops(self, rows: DeviceRows | HostRows) -> float:
+    def _step_flops(self, rows: DeviceRows | HostRows | FileRows) -> float:
         """Estimated floating-point operations of one training step (3× a forward pass)."""
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -1563,10 +1668,14 @@ ModalityBlocks
         outputs, _, _ = self._infer(X, weights=False)
         return outputs
 
-    def _prediction_rows(self, X: Any) -> PredictRows:
+    def _prediction_rows(self, X: Any) -> PredictRows | FilePredictRows:
         """Validate ``X`` against the fitted layout; its rows, read in device chunks."""
         self.check_is_fitted()
         blocks, mask = self._validate_X(X, reset=False)
+        source = lazy_source(blocks)
+        if source is not None:
+            return FilePredictRows(source, mask, functools.partial(self._files_on_device, source),
+                                   self.device_)
         return PredictRows(blocks, mask, self._scaled_on_device)
 
     def _scaled_blocks_on_device(self, blocks: Mapping[str, np.ndarray]
@@ -1581,6 +1690,9 @@ ModalityBlocks
         """Whether this fit streams its inputs from the host (see ``streaming``)."""
         if self.streaming != "auto":
             return bool(self.streaming)
+        source = lazy_source(blocks)
+        if source is not None:  # files: decoded into memory when they fit its budget
+            return not source.fits_in_memory(self.device_)
         if any(is_memory_mapped(b) for b in blocks.values()):
             return True
         if self.device_.type != "cuda":
@@ -1588,7 +1700,7 @@ ModalityBlocks
         free, _ = torch.cuda.mem_get_info(self.device_)
         return sum(b.nbytes for b in blocks.values()) > free / 2
 
-    def _forward_chunks(self, rows: PredictRows, training: bool = False,
+    def _forward_chunks(self, rows: PredictRows | FilePredictRows, training: bool = False,
                         weights: bool = False) -> Any:
         """Yield ``(outputs, weights)`` per prediction batch (``weights`` None unless asked)."""
         for batch in self.get_iterator(rows, training=False):
