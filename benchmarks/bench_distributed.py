@@ -6,9 +6,14 @@ times a single-process fit of the same model in this process. Prints the wall ti
 the test scores of both (a data-parallel fit takes world_size times fewer optimizer steps
 per epoch, with the same batch size per process).
 
+``--engine accelerate`` runs ``sklearn_mtml.accelerate.AcceleratedMultiTaskNet`` with an
+``accelerate.Accelerator()`` in each process instead (the same launcher; on GPUs
+``accelerate launch --multi_gpu`` starts the same processes).
+
 Usage::
 
     python benchmarks/bench_distributed.py --nproc 2 --device cpu
+    python benchmarks/bench_distributed.py --nproc 2 --device cpu --engine accelerate
     python benchmarks/bench_distributed.py --nproc 8 --device cuda --rows 2000000
 """
 
@@ -40,16 +45,26 @@ def params(device: str, epochs: int) -> dict:
                 module__hidden_sizes=(256, 128))
 
 
-def worker(out: str, device: str, epochs: int) -> None:
+def worker(out: str, device: str, epochs: int, engine: str = "torch") -> None:
     import torch.distributed as dist
 
     from sklearn_mtml import MultiTaskNet
 
-    dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    if engine == "accelerate":
+        from accelerate import Accelerator
+
+        from sklearn_mtml.accelerate import AcceleratedMultiTaskNet
+
+        accelerator = Accelerator(cpu=device == "cpu")  # initialises the process group
+        net = AcceleratedMultiTaskNet(accelerator=accelerator,
+                                      **{**params(device, epochs), "device": None})
+    else:
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+        net = MultiTaskNet(**params(device, epochs))
     d = np.load(os.path.join(out, "data.npz"))
     dist.barrier()
     start = time.perf_counter()
-    net = MultiTaskNet(**params(device, epochs)).fit(d["X"], d["Y"])
+    net.fit(d["X"], d["Y"])
     seconds = time.perf_counter() - start
     if dist.get_rank() == 0:
         scores = net.score_tasks(d["Xt"], d["Yt"])
@@ -65,10 +80,12 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--engine", choices=["torch", "accelerate"], default="torch",
+                        help="data-parallel MultiTaskNet (torch) or AcceleratedMultiTaskNet")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.device, args.epochs)
+        worker(args.worker, args.device, args.epochs, args.engine)
         return
     from sklearn_mtml import MultiTaskNet
 
@@ -81,7 +98,8 @@ def main(argv=None):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                         f"--nproc_per_node={args.nproc}", __file__, "--worker", out,
-                        "--device", args.device, "--epochs", str(args.epochs)],
+                        "--device", args.device, "--epochs", str(args.epochs),
+                        "--engine", args.engine],
                        check=True, env=env)
         launch_s = time.perf_counter() - start
         with open(os.path.join(out, "result.json")) as f:
@@ -94,7 +112,7 @@ def main(argv=None):
     single_s = time.perf_counter() - start
     single_scores = single.score_tasks(Xt, Yt)
     print(f"device={args.device} rows={args.rows:,} features={args.features} "
-          f"epochs={args.epochs} processes={args.nproc}")
+          f"epochs={args.epochs} processes={args.nproc} engine={args.engine}")
     print()
     print("| run | fit s | ratio | test scores |")
     print("|---|---:|---:|---|")

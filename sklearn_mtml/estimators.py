@@ -1167,7 +1167,7 @@ ModalityBlocks or FileBlocks
         if self.device_.type == "cpu":
             threads = fit_threads(self._step_flops(dataset_train))
         self.__dict__["_shard"] = (rank, world)
-        if world > 1:
+        if world > 1 and "_ddp_module" not in self.__dict__:  # (AcceleratedMultiTaskNet's)
             from torch.nn.parallel import DistributedDataParallel
 
             self.__dict__["_ddp_module"] = DistributedDataParallel(
