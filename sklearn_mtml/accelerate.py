@@ -22,6 +22,7 @@ from skorch.hf import AccelerateMixin
 
 from ._distributed import average_gradients, process_group
 from ._optional import require
+from .callbacks import print_sink
 from .estimators import MultiTaskNet
 from .weighting import Weighting
 
@@ -211,7 +212,7 @@ class AcceleratedMultiTaskNet(AccelerateMixin, MultiTaskNet):
         sink: Any = self.__dict__.get("callbacks__print_log__sink")
         if isinstance(sink, str) and sink == "auto":
             self.callbacks__print_log__sink = (
-                print if self.accelerator.is_local_main_process else _silent)
+                print_sink if self.accelerator.is_local_main_process else _silent)
         super()._initialize_callbacks()
         return self
 

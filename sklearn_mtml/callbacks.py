@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import numbers
 from typing import Any
 
@@ -12,10 +13,22 @@ from skorch.callbacks import EarlyStopping as SkorchEarlyStopping
 from skorch.callbacks import ProgressBar as SkorchProgressBar
 
 __all__ = ["PER_TASK_PREFIXES", "CompactPrintLog", "EarlyStopping", "ProgressBar",
-           "TaskScores", "TaskWeights"]
+           "TaskScores", "TaskWeights", "print_sink"]
 
 #: History keys that exist once per task (``<prefix><task>``).
 PER_TASK_PREFIXES = ("train_loss_", "valid_loss_", "valid_acc_", "valid_r2_", "weight_")
+
+
+def print_sink(*args: Any, **kwargs: Any) -> None:
+    """Print as :func:`print` does: the default ``sink`` of this module's callbacks.
+
+    skorch's callbacks default to the built-in ``print`` itself, which a fitted net then
+    pickles by reference; a library that replaces ``builtins.print`` in the process (Ray
+    does, on ``ray.init()``) makes that reference unpicklable ("it's not the same object as
+    builtins.print"). This function pickles by its own name and looks ``print`` up when
+    called.
+    """
+    builtins.print(*args, **kwargs)
 
 
 class CompactPrintLog(PrintLog):
@@ -24,10 +37,16 @@ class CompactPrintLog(PrintLog):
     With ``verbose=1`` the table shows the epoch, the training loss, the validation loss and
     score (when there is a validation split) and the duration; with ``verbose=2`` it also
     shows every task's losses, metrics and weights. Keys such as ``train_loss_best`` are
-    dropped as in ``PrintLog``. Parameters are those of :class:`skorch.callbacks.PrintLog`.
+    dropped as in ``PrintLog``. Parameters are those of :class:`skorch.callbacks.PrintLog`,
+    except that ``sink`` defaults to :func:`print_sink`.
     """
 
     per_task_ = True
+
+    def __init__(self, keys_ignored: Any = None, sink: Any = print_sink,
+                 tablefmt: str = "simple", floatfmt: str = ".4f", stralign: str = "right"):
+        super().__init__(keys_ignored=keys_ignored, sink=sink, tablefmt=tablefmt,
+                         floatfmt=floatfmt, stralign=stralign)
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
         self.per_task_ = getattr(net, "verbose", 0) >= 2
@@ -152,7 +171,7 @@ class EarlyStopping(SkorchEarlyStopping):
         Whether ``threshold`` is relative to the best score or absolute.
     lower_is_better : bool, default=True
         Whether a lower monitored value is better.
-    sink : callable, default=print
+    sink : callable, default=print_sink
         Where the stopping message goes when the net is verbose.
     load_best : bool, default=True
         Restore the best epoch's weights at the end of training.
@@ -160,7 +179,7 @@ class EarlyStopping(SkorchEarlyStopping):
 
     def __init__(self, monitor: str = "valid_loss", patience: int | str = "auto",
                  threshold: float = 1e-4, threshold_mode: str = "rel",
-                 lower_is_better: bool = True, sink: Any = print, load_best: bool = True):
+                 lower_is_better: bool = True, sink: Any = print_sink, load_best: bool = True):
         super().__init__(monitor=monitor, patience=patience, threshold=threshold,
                          threshold_mode=threshold_mode, lower_is_better=lower_is_better,
                          sink=sink, load_best=load_best)

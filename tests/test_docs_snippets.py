@@ -72,7 +72,8 @@ def test_page_snippets_run(page, tmp_path, monkeypatch):
 
 PUBLIC_MODULES = ["sklearn_mtml", "sklearn_mtml.features", "sklearn_mtml.nn",
                   "sklearn_mtml.datasets", "sklearn_mtml.weighting", "sklearn_mtml.metrics",
-                  "sklearn_mtml.callbacks", "sklearn_mtml.model_selection"]
+                  "sklearn_mtml.callbacks", "sklearn_mtml.model_selection",
+                  "sklearn_mtml.parallel", "sklearn_mtml.accelerate"]
 
 
 def test_api_reference_lists_every_public_name():

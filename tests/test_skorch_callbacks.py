@@ -280,3 +280,23 @@ def test_tensorboard_callback_receives_every_epoch_value(data):
     assert {"Loss/train_loss", "Loss/valid_loss"} <= tags
     assert any(t.endswith("valid_acc_c") for t in tags) and any("weight_r" in t for t in tags)
     assert all(len(v) == 3 for v in writer.scalars.values())
+
+
+def test_a_fitted_net_pickles_after_a_library_replaced_print(data, monkeypatch, capsys):
+    # Ray's ray.init() replaces builtins.print; skorch's callbacks kept a reference to the
+    # original, which then failed to pickle ("it's not the same object as builtins.print")
+    import builtins
+    import pickle
+
+    from sklearn_mtml.callbacks import print_sink
+
+    X, Y = data
+    net = MultiTaskNet(max_epochs=2, verbose=1, random_state=0).fit(X, Y)
+    original = builtins.print
+    monkeypatch.setattr(builtins, "print", lambda *a, **k: original("[worker]", *a, **k))
+    restored = pickle.loads(pickle.dumps(net))
+    np.testing.assert_allclose(restored.predict(X).astype(float), net.predict(X).astype(float))
+    sinks = {name: cb.sink for name, cb in net.callbacks_ if hasattr(cb, "sink")}
+    assert sinks and all(s is print_sink for s in sinks.values()), sinks
+    net.set_params(max_epochs=1).fit(X, Y)  # the sink looks print up when it is called
+    assert "[worker]" in capsys.readouterr().out
