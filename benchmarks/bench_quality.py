@@ -124,7 +124,7 @@ from sklearn.model_selection import (
     train_test_split,
 )
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -317,10 +317,15 @@ def p_reviews(root, quick):
 
     def steps():
         # Clothing ID is an identifier, Division Name a category: both are categorical (one
-        # token-id block, one embedding per category); only Age is a number.
+        # token-id block, one embedding per category). The ID is also a number whose ranges
+        # mean something (the catalogue numbers a department's items together): like Age it
+        # is given to the network piecewise-linearly encoded (scikit-learn's degree-1 spline
+        # on quantile knots), which lets it split on ranges as a tree does and places IDs
+        # never seen in training.
         return [ModalityFusion([
             ("text", TextFeatures(), "text"),
-            ("tabular", "passthrough", ["age"]),
+            ("tabular", SplineTransformer(degree=1, n_knots=24, knots="quantile"),
+             ["age", "clothing_id"]),
             ("categorical", CategoricalFeatures(), ["clothing_id", "division"]),
         ])]
 
