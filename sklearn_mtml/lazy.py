@@ -31,8 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 from ._missing import is_missing_value
 from .blocks import ModalityBlocks
 
-__all__ = ["AUDIO_FRAME_FEATURES", "BatchPlan", "FileBlocks", "LazyBlock", "default_num_workers",
-           "iter_decoded", "lazy_source", "make_loader", "raise_failures"]
+# the public name (also ``sklearn_mtml.FileBlocks``); the rest serves the net and its batches
+__all__ = ["FileBlocks"]
 
 #: Frame features the audio front end computes, and the parameter that sets their size.
 AUDIO_FRAME_FEATURES: dict[str, str | int] = {
