@@ -31,6 +31,12 @@ def print_sink(*args: Any, **kwargs: Any) -> None:
     builtins.print(*args, **kwargs)
 
 
+def _emit(sink: Any, text: str, verbose: Any) -> None:
+    """skorch's rule: a printing sink obeys ``verbose``, any other sink gets every line."""
+    if verbose or (sink is not print and sink is not print_sink):
+        sink(text)
+
+
 class CompactPrintLog(PrintLog):
     """skorch's ``PrintLog`` with one short line per epoch unless ``verbose >= 2``.
 
@@ -47,6 +53,9 @@ class CompactPrintLog(PrintLog):
                  tablefmt: str = "simple", floatfmt: str = ".4f", stralign: str = "right"):
         super().__init__(keys_ignored=keys_ignored, sink=sink, tablefmt=tablefmt,
                          floatfmt=floatfmt, stralign=stralign)
+
+    def _sink(self, text: str, verbose: Any) -> None:
+        _emit(self.sink, text, verbose)
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
         self.per_task_ = getattr(net, "verbose", 0) >= 2
@@ -183,6 +192,9 @@ class EarlyStopping(SkorchEarlyStopping):
         super().__init__(monitor=monitor, patience=patience, threshold=threshold,
                          threshold_mode=threshold_mode, lower_is_better=lower_is_better,
                          sink=sink, load_best=load_best)
+
+    def _sink(self, text: str, verbose: Any) -> None:
+        _emit(self.sink, text, verbose)
 
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
         super().on_train_begin(net, **kwargs)
