@@ -111,7 +111,34 @@ def is_memory_mapped(arr: Any) -> bool:
     return False
 
 
-class HostRows(Dataset):
+class _RowsOnDevice(Dataset):
+    """What :class:`HostRows` and :class:`FileRows` share: row masks and targets on the device.
+
+    The inputs stay on the host; ``to_device`` turns a batch of them into scaled device
+    tensors. ``rows`` are this dataset's rows (indices into the whole data).
+    """
+
+    def __init__(self, mask: torch.Tensor, targets: torch.Tensor, label_mask: torch.Tensor,
+                 to_device: Any, rows: np.ndarray | None = None):
+        self.mask = mask
+        self.targets = targets
+        self.label_mask = label_mask
+        self.to_device = to_device
+        self.rows = np.arange(mask.shape[0]) if rows is None else np.asarray(rows)
+
+    @property
+    def device(self) -> torch.device:
+        """Where batches go."""
+        return self.mask.device
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @staticmethod
+    def _as_rows(rows: np.ndarray | torch.Tensor) -> np.ndarray:
+        return rows.cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
+
+class HostRows(_RowsOnDevice):
     """Rows of a fit whose inputs stay on the host (e.g. memory-mapped) and stream per batch.
 
     Each batch gathers its rows from the host arrays (a memory-mapped file reads only those
@@ -134,26 +161,13 @@ class HostRows(Dataset):
                  targets: torch.Tensor, label_mask: torch.Tensor,
                  to_device: Callable[[dict[str, np.ndarray]], dict[str, torch.Tensor]],
                  rows: np.ndarray | None = None):
+        super().__init__(mask, targets, label_mask, to_device, rows)
         self.blocks = dict(blocks)
-        self.mask = mask
-        self.targets = targets
-        self.label_mask = label_mask
-        self.to_device = to_device
-        self.rows = np.arange(mask.shape[0]) if rows is None else np.asarray(rows)
-
-    @property
-    def device(self) -> torch.device:
-        """Where batches go."""
-        return self.mask.device
 
     def subset(self, rows: np.ndarray | torch.Tensor) -> HostRows:
         """The same arrays restricted to ``rows`` (indices into the whole data)."""
-        rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
         return HostRows(self.blocks, self.mask, self.targets, self.label_mask,
-                        self.to_device, rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
+                        self.to_device, self._as_rows(rows))
 
     def take(self, positions: torch.Tensor | slice) -> Batch:
         """The batch of the rows at ``positions`` (into this dataset's rows), on the device."""
@@ -209,7 +223,7 @@ def _decoded_tensors(source: FileBlocks, rows: np.ndarray
             {k: torch.from_numpy(v) for k, v in lengths.items()})
 
 
-class FileRows(Dataset):
+class FileRows(_RowsOnDevice):
     """Rows of a fit whose inputs are files (:class:`~sklearn_mtml.FileBlocks`).
 
     Like :class:`HostRows`, targets and masks live on the device and the inputs stay where
@@ -232,26 +246,13 @@ class FileRows(Dataset):
     def __init__(self, source: FileBlocks, mask: torch.Tensor, targets: torch.Tensor,
                  label_mask: torch.Tensor, to_device: FilesToDevice,
                  rows: np.ndarray | None = None):
+        super().__init__(mask, targets, label_mask, to_device, rows)
         self.source = source
-        self.mask = mask
-        self.targets = targets
-        self.label_mask = label_mask
-        self.to_device = to_device
-        self.rows = np.arange(mask.shape[0]) if rows is None else np.asarray(rows)
-
-    @property
-    def device(self) -> torch.device:
-        """Where batches go."""
-        return self.mask.device
 
     def subset(self, rows: np.ndarray | torch.Tensor) -> FileRows:
         """The same files restricted to ``rows`` (indices into the whole data)."""
-        rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
         return FileRows(self.source, self.mask, self.targets, self.label_mask,
-                        self.to_device, rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
+                        self.to_device, self._as_rows(rows))
 
     def finish(self, rows: np.ndarray, blocks: dict[str, torch.Tensor],
                lengths: dict[str, torch.Tensor]) -> Batch:

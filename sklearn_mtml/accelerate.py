@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from skorch.dataset import unpack_data
 from skorch.hf import AccelerateMixin
 
 from ._distributed import average_gradients, process_group
@@ -336,16 +335,7 @@ class AcceleratedMultiTaskNet(AccelerateMixin, MultiTaskNet):
         if type(self.weighting_).backward is not Weighting.backward:
             # GradNorm / PCGrad in one process without loss scaling (_check_weighting)
             return MultiTaskNet.train_step_single(self, batch, **fit_params)
-        self._set_training(True)
-        Xi, yi = unpack_data(batch)
-        if getattr(self.module_, "block_loss_weight", 0.0):
-            fit_params = {**fit_params, "return_blocks": True}
-        y_pred = self.infer(Xi, **fit_params)
-        losses = self.get_loss(y_pred, yi, X=Xi, training=True)
-        if losses.shape != (len(self.tasks_),):
-            raise ValueError(f"get_loss must return one loss per task, shape "
-                             f"({len(self.tasks_)},); got shape {tuple(losses.shape)}.")
-        counts = yi[1].to(losses.dtype).sum(0)
+        y_pred, losses, counts = self._training_losses(batch, **fit_params)
         objective = self.weighting_.combine(losses, counts > 0)
         acc = self.accelerator
         acc.backward(objective)

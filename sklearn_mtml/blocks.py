@@ -75,6 +75,53 @@ def _as_block(name: str, value: Any) -> np.ndarray | sp.spmatrix:
     return arr
 
 
+def select_rows(key: Any, n: int, owner: str, also: str = "") -> slice | np.ndarray:
+    """The rows ``key`` selects among ``n``: a slice, or an array of int positions.
+
+    Parameters
+    ----------
+    key : int, slice, array-like of int or bool
+        The selection (negative positions count from the end).
+    n : int
+        Number of rows.
+    owner : str
+        The container's name, for messages.
+    also : str, default=""
+        Other selections the container accepts, for messages.
+
+    Returns
+    -------
+    slice or ndarray of intp
+        ``key`` itself when it is a slice, else the selected positions.
+
+    Raises
+    ------
+    IndexError
+        A position out of range, a boolean mask of another length, or a key of another type.
+    """
+    if isinstance(key, slice):
+        return key
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        if not -n <= int(key) < n:
+            raise IndexError(f"Row {int(key)} is out of range for {n} rows.")
+        return np.array([int(key)])
+    idx = np.asarray(key)
+    if idx.dtype == bool:
+        if idx.shape != (n,):
+            raise IndexError(f"Boolean row mask has shape {idx.shape}; expected ({n},).")
+        return np.flatnonzero(idx)
+    if idx.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    if idx.ndim != 1 or idx.dtype.kind not in "iu":
+        raise IndexError(
+            f"{owner} selects rows with an integer array, a boolean mask, a slice or an int"
+            f"{' ' + also if also else ''}; got {type(key).__name__} of dtype {idx.dtype}."
+        )
+    if idx.max() >= n or idx.min() < -n:
+        raise IndexError(f"Row indices out of range for {n} rows.")
+    return idx.astype(np.intp, copy=False)
+
+
 class CategoryVocabulary(int):
     """The vocabulary size of a block of categorical ids: an ``int`` that says what the ids are.
 
@@ -366,31 +413,8 @@ class ModalityBlocks:
         )
 
     def _rows(self, key: Any) -> slice | np.ndarray:
-        n = self.n_samples
-        if isinstance(key, slice):
-            return key
-        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
-            if not -n <= int(key) < n:
-                raise IndexError(f"Row {int(key)} is out of range for {n} rows.")
-            return np.array([int(key)])
-        idx = np.asarray(key)
-        if idx.dtype == bool:
-            if idx.shape != (n,):
-                raise IndexError(
-                    f"Boolean row mask has shape {idx.shape}; expected ({n},)."
-                )
-            return np.flatnonzero(idx)
-        if idx.size == 0:
-            return np.zeros(0, dtype=np.intp)
-        if idx.ndim != 1 or idx.dtype.kind not in "iu":
-            raise IndexError(
-                "ModalityBlocks selects rows with an integer array, a boolean mask, a slice "
-                f"or an int (or a block with its name); got {type(key).__name__} "
-                f"of dtype {idx.dtype}."
-            )
-        if idx.max() >= n or idx.min() < -n:
-            raise IndexError(f"Row indices out of range for {n} rows.")
-        return idx
+        return select_rows(key, self.n_samples, "ModalityBlocks",
+                           "(or a block with its name)")
 
     def __getitem__(self, key: Any) -> Any:
         """Select rows (a new ``ModalityBlocks``), or a block by its name.

@@ -32,7 +32,7 @@ def print_sink(*args: Any, **kwargs: Any) -> None:
 
 
 def _emit(sink: Any, text: str, verbose: Any) -> None:
-    """skorch's rule: a printing sink obeys ``verbose``, any other sink gets every line."""
+    """Apply skorch's rule: a printing sink obeys ``verbose``, any other sink gets every line."""
     if verbose or (sink is not print and sink is not print_sink):
         sink(text)
 

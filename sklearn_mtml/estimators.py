@@ -1456,15 +1456,9 @@ ModalityBlocks or FileBlocks
             losses = losses + self.module_.block_loss_weight * torch.stack(block_losses).mean(0)
         return losses
 
-    def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
-        """Forward, per-task losses and the weighting's backward pass on one batch.
-
-        Returns
-        -------
-        step : dict
-            ``loss`` (the weighted objective, detached), ``y_pred`` (one output per task),
-            ``task_losses`` (each task's loss) and ``task_counts`` (its label weight).
-        """
+    def _training_losses(self, batch: Any, **fit_params: Any
+                         ) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """The training forward pass of a batch: outputs, per-task losses, label counts."""
         self._set_training(True)
         Xi, yi = unpack_data(batch)
         if getattr(self.module_, "block_loss_weight", 0.0):
@@ -1474,7 +1468,18 @@ ModalityBlocks or FileBlocks
         if losses.shape != (len(self.tasks_),):
             raise ValueError(f"get_loss must return one loss per task, shape "
                              f"({len(self.tasks_)},); got shape {tuple(losses.shape)}.")
-        counts = yi[1].to(losses.dtype).sum(0)
+        return y_pred, losses, yi[1].to(losses.dtype).sum(0)
+
+    def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        """Forward, per-task losses and the weighting's backward pass on one batch.
+
+        Returns
+        -------
+        step : dict
+            ``loss`` (the weighted objective, detached), ``y_pred`` (one output per task),
+            ``task_losses`` (each task's loss) and ``task_counts`` (its label weight).
+        """
+        y_pred, losses, counts = self._training_losses(batch, **fit_params)
         scaler = self.__dict__.get("_grad_scaler")
         if scaler is None:
             objective = self.weighting_.backward(losses, counts > 0, self.module_)

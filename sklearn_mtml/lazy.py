@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ._missing import is_missing_value
-from .blocks import ModalityBlocks
+from .blocks import ModalityBlocks, select_rows
 
 # the public name (also ``sklearn_mtml.FileBlocks``); the rest serves the net and its batches
 __all__ = ["FileBlocks"]
@@ -510,24 +510,7 @@ class FileBlocks:
         return out
 
     def _rows(self, key: Any) -> slice | np.ndarray:
-        n = self.n_samples
-        if isinstance(key, slice):
-            return key
-        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
-            if not -n <= int(key) < n:
-                raise IndexError(f"Row {int(key)} is out of range for {n} rows.")
-            return np.array([int(key)])
-        idx = np.asarray(key)
-        if idx.dtype == bool:
-            if idx.shape != (n,):
-                raise IndexError(f"Boolean row mask has shape {idx.shape}; expected ({n},).")
-            return np.flatnonzero(idx)
-        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
-            raise IndexError("FileBlocks selects rows with an integer array, a boolean mask, a "
-                             f"slice or an int; got {type(key).__name__}.")
-        if idx.size and (idx.max() >= n or idx.min() < -n):
-            raise IndexError(f"Row indices out of range for {n} rows.")
-        return idx.astype(np.intp)
+        return select_rows(key, self.n_samples, "FileBlocks")
 
     def __repr__(self) -> str:
         parts = []
