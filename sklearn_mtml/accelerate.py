@@ -138,6 +138,18 @@ class AcceleratedMultiTaskNet(AccelerateMixin, MultiTaskNet):
         if history is not None:
             self.history_ = history
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The parameters, as :class:`~sklearn_mtml.MultiTaskNet`'s.
+
+        ``callbacks__print_log__sink`` is this net's own parameter, which skorch applies to
+        the ``print_log`` callback when it initialises; the deep parameters report the value
+        given here rather than the unconfigured callback's.
+        """
+        params = super().get_params(deep=deep)
+        params["callbacks__print_log__sink"] = self.__dict__.get(
+            "callbacks__print_log__sink", "auto")
+        return params
+
     @classmethod
     def _get_init_param_names(cls) -> list[str]:
         return sorted({*MultiTaskNet._get_init_param_names(), "accelerator",
@@ -208,11 +220,17 @@ class AcceleratedMultiTaskNet(AccelerateMixin, MultiTaskNet):
     def _initialize_callbacks(self) -> AcceleratedMultiTaskNet:
         # skorch's mixin resolves "auto" to accelerator.print, which skorch's PrintLog calls
         # whatever ``verbose`` says; print on the main process keeps verbose=0 silent
+        # (resolved for the callbacks only: the parameter keeps the value it was given)
         sink: Any = self.__dict__.get("callbacks__print_log__sink")
-        if isinstance(sink, str) and sink == "auto":
-            self.callbacks__print_log__sink = (
+        auto = isinstance(sink, str) and sink == "auto"
+        if auto:
+            self.__dict__["callbacks__print_log__sink"] = (
                 print_sink if self.accelerator.is_local_main_process else _silent)
-        super()._initialize_callbacks()
+        try:
+            super(AccelerateMixin, self)._initialize_callbacks()
+        finally:
+            if auto:
+                self.__dict__["callbacks__print_log__sink"] = sink
         return self
 
     def _validate_params(self) -> None:
@@ -252,11 +270,26 @@ class AcceleratedMultiTaskNet(AccelerateMixin, MultiTaskNet):
         self._wrapped_with_accelerator = True
         return self
 
+    def _release(self, *prepared: Any) -> None:
+        """Drop the accelerator's references to this net's prepared network and optimizer.
+
+        ``Accelerator.prepare_*`` keeps every object it prepared (for ``save_state`` and
+        ``free_memory``); without this an accelerator shared by many fits (a search) would
+        hold every network of them, and the net's parameters could not be hashed or
+        compared (the accelerator is one of them).
+        """
+        acc = self.accelerator
+        for attr in ("_models", "_optimizers"):
+            kept = getattr(acc, attr, None)
+            if isinstance(kept, list):
+                kept[:] = [obj for obj in kept if not any(obj is p for p in prepared)]
+
     def _unwrap_accelerator(self) -> None:
         """Undo :meth:`_initialize_accelerator` (the module's forward, the optimizer)."""
         if not getattr(self, "_wrapped_with_accelerator", False):
             return
         wrapped = self.__dict__.pop("_accelerated_module", None)
+        self._release(wrapped, self.__dict__.get("optimizer_"))
         if wrapped is not None:
             module = self.accelerator.unwrap_model(wrapped, keep_fp32_wrapper=False)
             forward = module.__dict__.get("forward")
