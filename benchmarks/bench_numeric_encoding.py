@@ -29,12 +29,10 @@ import argparse
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import FunctionTransformer, make_pipeline, make_union
 from sklearn.preprocessing import SplineTransformer
 
@@ -71,24 +69,16 @@ def reviews_steps(variant: str, n_knots: int):
 
 def inner_scores(prob, steps_for, seeds) -> dict[str, float]:
     """Mean inner-validation score per task over outer folds and seeds."""
-    tasks = list(prob.Y.columns)
-    scores: dict[str, list[float]] = {t: [] for t in tasks}
-    for k, (train, _) in enumerate(prob.splits):
-        fit_rows, val_rows = train_test_split(train, test_size=0.25, random_state=k)
-        for seed in seeds:
-            steps = [s for s in steps_for() if s is not None]
-            model = make_pipeline(*steps, MultiTaskNet(random_state=seed))
-            y_fit = bq.as_target(prob.Y.iloc[fit_rows].reset_index(drop=True))
-            y_val = bq.as_target(prob.Y.iloc[val_rows].reset_index(drop=True))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model.fit(bq.take(prob.X, fit_rows), y_fit)
-                X_val = bq.take(prob.X, val_rows)
-                if steps:
-                    X_val = model[:-1].transform(X_val)
-                got = model[-1].score_tasks(X_val, y_val)
-            for t in tasks:
-                scores[t].append(got[t])
+    scores: dict[str, list[float]] = {t: [] for t in prob.Y.columns}
+
+    def build(seed):
+        steps = [s for s in steps_for() if s is not None]
+        return make_pipeline(*steps, MultiTaskNet(random_state=seed))
+
+    for _, _, model, X_val, y_val in bq.inner_validation_fits(prob, seeds, build):
+        got = model[-1].score_tasks(X_val, y_val)
+        for t in scores:
+            scores[t].append(got[t])
     return {t: float(np.mean(v)) for t, v in scores.items()}
 
 

@@ -525,6 +525,27 @@ def run_baselines(prob, kinds, tr, te, errors, quick=False):
     return out
 
 
+def inner_validation_fits(prob, seeds, build):
+    """Fit ``build(seed)`` (a pipeline) on inner 75/25 splits of each outer training part.
+
+    Yields ``(fold, seed, model, X_val, y_val)``, ``X_val`` already through the pipeline's
+    feature steps: for exploring a choice without reading the outer test parts.
+    """
+    for k, (train, _) in enumerate(prob.splits):
+        fit_rows, val_rows = train_test_split(train, test_size=0.25, random_state=k)
+        y_fit = as_target(prob.Y.iloc[fit_rows].reset_index(drop=True))
+        y_val = as_target(prob.Y.iloc[val_rows].reset_index(drop=True))
+        for seed in seeds:
+            model = build(seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(take(prob.X, fit_rows), y_fit)
+                X_val = take(prob.X, val_rows)
+                if len(model) > 1:
+                    X_val = model[:-1].transform(X_val)
+            yield k, seed, model, X_val, y_val
+
+
 def make_lib(prob, seed, **params):
     net = MultiTaskNet(random_state=seed)
     if params:

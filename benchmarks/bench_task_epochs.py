@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback
 
@@ -50,33 +48,25 @@ def run(prob, seeds) -> tuple[dict, dict]:
     tasks = list(prob.Y.columns)
     shared: dict[str, list[float]] = {t: [] for t in tasks}
     own: dict[str, list[float]] = {t: [] for t in tasks}
-    for k, (train, _) in enumerate(prob.splits):
-        fit_rows, val_rows = train_test_split(train, test_size=0.25, random_state=k)
-        for seed in seeds:
-            snapshots = EpochWeights()
-            steps = prob.lib_steps()
-            model = make_pipeline(*steps, MultiTaskNet(random_state=seed,
-                                                       callbacks=[("epochs", snapshots)]))
-            y_fit = bq.as_target(prob.Y.iloc[fit_rows].reset_index(drop=True))
-            y_val = bq.as_target(prob.Y.iloc[val_rows].reset_index(drop=True))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model.fit(bq.take(prob.X, fit_rows), y_fit)
-                net = model[-1]
-                X_val = bq.take(prob.X, val_rows)
-                if steps:
-                    X_val = model[:-1].transform(X_val)
-                base = net.score_tasks(X_val, y_val)
-                epochs = {}
-                for name, task in net.tasks_.items():
-                    curve = np.array([e.get(f"valid_{task.metric_name}_{name}", np.nan)
-                                      for e in net.history], dtype=float)
-                    epochs[name] = int(np.nanargmax(curve))
-                    net.module_.load_state_dict(snapshots.states[epochs[name]])
-                    own[name].append(net.score_tasks(X_val, y_val)[name])
-                    shared[name].append(base[name])
-            print(f"  fold {k} seed {seed}: shared best epoch {net.best_epoch_}, each task's "
-                  f"own {epochs}", flush=True)
+    snapshots = EpochWeights()
+
+    def build(seed):
+        return make_pipeline(*prob.lib_steps(), MultiTaskNet(
+            random_state=seed, callbacks=[("epochs", snapshots)]))
+
+    for k, seed, model, X_val, y_val in bq.inner_validation_fits(prob, seeds, build):
+        net = model[-1]
+        base = net.score_tasks(X_val, y_val)
+        epochs = {}
+        for name, task in net.tasks_.items():
+            curve = np.array([e.get(f"valid_{task.metric_name}_{name}", np.nan)
+                              for e in net.history], dtype=float)
+            epochs[name] = int(np.nanargmax(curve))
+            net.module_.load_state_dict(snapshots.states[epochs[name]])
+            own[name].append(net.score_tasks(X_val, y_val)[name])
+            shared[name].append(base[name])
+        print(f"  fold {k} seed {seed}: shared best epoch {net.best_epoch_}, each task's "
+              f"own {epochs}", flush=True)
     return ({t: float(np.mean(v)) for t, v in shared.items()},
             {t: float(np.mean(v)) for t, v in own.items()})
 
