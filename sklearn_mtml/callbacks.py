@@ -12,6 +12,8 @@ from skorch.callbacks import Callback, PrintLog
 from skorch.callbacks import EarlyStopping as SkorchEarlyStopping
 from skorch.callbacks import ProgressBar as SkorchProgressBar
 
+from ._task_epochs import TaskEpochs, row_losses
+
 __all__ = ["PER_TASK_PREFIXES", "CompactPrintLog", "EarlyStopping", "ProgressBar",
            "TaskScores", "TaskWeights", "print_sink"]
 
@@ -184,14 +186,32 @@ class EarlyStopping(SkorchEarlyStopping):
         Where the stopping message goes when the net is verbose.
     load_best : bool, default=True
         Restore the best epoch's weights at the end of training.
+    task_epochs : bool, default=True
+        Let a task predict with the weights of its own best epoch (lowest
+        ``valid_loss_<task>``) instead of the shared one, when a paired test on its
+        validation rows says so (see ``task_epochs_z``). It guards a weak task against the
+        epochs that the other tasks need and in which it only fits noise. It needs
+        ``load_best``, the ``valid_loss`` monitor and at least two tasks. It keeps one copy of
+        the network's weights per task while training, and one per task that keeps its own
+        epoch in the fitted net (``net.task_states_``), and each such task adds a forward
+        pass at prediction. ``net.task_epochs_`` gives the epochs kept.
+    task_epochs_z : float, default=3.0
+        The evidence a task's own epoch needs: its mean per-row validation loss reduction
+        over the shared epoch's, divided by the standard error of that mean, must exceed
+        this. The own epoch is the minimum over epochs of the same rows, so the statistic is
+        optimistic and the bar is high; with a few dozen validation rows a task's own epoch
+        is mostly chance and is rarely kept.
     """
 
     def __init__(self, monitor: str = "valid_loss", patience: int | str = "auto",
                  threshold: float = 1e-4, threshold_mode: str = "rel",
-                 lower_is_better: bool = True, sink: Any = print_sink, load_best: bool = True):
+                 lower_is_better: bool = True, sink: Any = print_sink, load_best: bool = True,
+                 task_epochs: bool = True, task_epochs_z: float = 3.0):
         super().__init__(monitor=monitor, patience=patience, threshold=threshold,
                          threshold_mode=threshold_mode, lower_is_better=lower_is_better,
                          sink=sink, load_best=load_best)
+        self.task_epochs = task_epochs
+        self.task_epochs_z = task_epochs_z
 
     def _sink(self, text: str, verbose: Any) -> None:
         _emit(self.sink, text, verbose)
@@ -207,12 +227,36 @@ class EarlyStopping(SkorchEarlyStopping):
         self.active_ = bool(getattr(net, "stops_early_", True))
         self.first_epoch_ = len(net.history)
         self.best_states_: dict[str, dict[str, torch.Tensor]] | None = None
+        self.tracker_ = self._task_tracker(net) if self.active_ else None
+
+    def _task_tracker(self, net: Any) -> TaskEpochs | None:
+        """A tracker of each task's best epoch for this fit (``None``: not asked or n/a)."""
+        if not self.task_epochs:
+            return None
+        z = self.task_epochs_z
+        if not isinstance(z, numbers.Real) or isinstance(z, bool) or not z >= 0:
+            raise ValueError(f"EarlyStopping: task_epochs_z must be a non-negative number, "
+                             f"got {z!r}.")
+        if (not self.load_best or self.monitor != "valid_loss" or not self.lower_is_better
+                or len(getattr(net, "task_names_", ())) < 2):
+            return None
+        return TaskEpochs(net.task_names_, self.threshold, self.threshold_mode, float(z))
+
+    def on_batch_end(self, net: Any, batch: Any = None,  # noqa: D102
+                     training: bool | None = None, y_pred: Any = None, **kwargs: Any) -> None:
+        tracker = getattr(self, "tracker_", None)
+        if training or tracker is None or y_pred is None:
+            return
+        targets, label_mask = batch[1]
+        outputs = y_pred[0] if isinstance(y_pred, tuple) else y_pred
+        tracker.add_batch(row_losses(list(net.tasks_.values()), outputs, targets), label_mask)
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:  # noqa: D102
         if not self.active_:
             return
         score = net.history[-1, self.monitor]
-        if self._is_score_improved(score):
+        improved = self._is_score_improved(score)
+        if improved:
             self.misses_ = 0
             self.dynamic_threshold_ = self._calc_new_threshold(score)
             self.best_epoch_ = net.history[-1, "epoch"]
@@ -222,6 +266,16 @@ class EarlyStopping(SkorchEarlyStopping):
                     for name, m in net._trained_modules().items()}
         else:
             self.misses_ += 1
+        if self.tracker_ is not None:
+            def snapshot() -> dict[str, torch.Tensor]:
+                if improved and self.best_states_ is not None:
+                    return self.best_states_["module_"]
+                return {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+
+            self.tracker_.end_epoch(
+                net.history[-1, "epoch"],
+                [net.history[-1, f"valid_loss_{t}"] for t in net.task_names_],
+                improved, snapshot)
         if self.misses_ >= self.patience_:
             self._sink(f"Stopping since {self.monitor} has not improved in the last "
                        f"{self.patience_} epochs.", verbose=net.verbose)
@@ -234,8 +288,23 @@ class EarlyStopping(SkorchEarlyStopping):
         if self.best_states_ is not None and self.best_epoch_ != net.history[-1, "epoch"]:
             for name, module in net._trained_modules().items():
                 module.load_state_dict(self.best_states_[name])
+        tracker, self.tracker_ = self.tracker_, None
+        if tracker is None:
+            return
+        sums = tracker.paired_sums()
+        if hasattr(net, "_sum_across_processes"):  # data-parallel: every process's rows
+            sums = net._sum_across_processes(sums.to(net.device_)).cpu()
+        chosen = tracker.decide(sums)
+        net._set_task_epochs({name: (epoch - self.first_epoch_, state)
+                             for name, (epoch, _, state) in chosen.items()})
+        for name, (epoch, z, _) in chosen.items():
+            self._sink(f"Task {name!r} keeps its own best epoch {epoch - self.first_epoch_} "
+                       f"(valid_loss_{name} {tracker.best_loss[net.task_names_.index(name)]:.4g}"
+                       f"; paired z={z:.1f} over the shared epoch {net.best_epoch_}).",
+                       verbose=net.verbose)
 
     def __getstate__(self) -> dict:  # noqa: D105
         state = super().__getstate__()
         state["best_states_"] = None  # the weights are in the net already
+        state["tracker_"] = None
         return state

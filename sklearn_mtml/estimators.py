@@ -33,6 +33,7 @@ from skorch.dataset import ValidSplit, unpack_data
 from skorch.history import History
 from skorch.utils import TeeGenerator
 from torch import nn
+from torch.func import functional_call
 
 from ._cuda_graphs import GraphedTrainStep, check_cuda_graphs, set_lr, takes_capturable
 from ._device import resolve_device
@@ -90,6 +91,7 @@ PRECISIONS: dict[str, torch.dtype | None] = {"32": None, "bf16": torch.bfloat16,
                                               "16-mixed": torch.float16}
 #: Key of the loss weighting's state in the saved layout.
 _WEIGHTING_STATE = "weighting_state"
+_TASK_EPOCHS_STATE = "task_epochs"  # each task's own best epoch and its weights
 
 
 class MultiTaskLoss(nn.Module):
@@ -351,6 +353,13 @@ class MultiTaskNet(NeuralNet):
         sooner).
     best_epoch_ : int or None
         With early stopping, the (1-based) epoch whose weights were restored; else ``None``.
+    task_epochs_ : dict of str to int
+        The tasks that predict with the weights of their own best epoch rather than
+        ``best_epoch_``'s, and those epochs (empty unless early stopping's paired test
+        chose some; see :class:`~sklearn_mtml.callbacks.EarlyStopping`'s ``task_epochs``).
+    task_states_ : dict of str to dict of Tensor
+        The weights (``module_.state_dict()``, on the CPU) of each task of
+        ``task_epochs_``.
     module_ : MultiTaskModule
         The trained network.
     weighting_ : Weighting
@@ -559,7 +568,8 @@ class MultiTaskNet(NeuralNet):
 
         With ``f_params`` a path, the fitted tasks and input layout go to ``<f_params>.layout``
         beside it, with the loss weighting's state (learned uncertainty weights, DWA's loss
-        history, GradNorm's weights), so that :meth:`load_params` can restore a net that
+        history, GradNorm's weights) and the weights of the tasks that keep their own best
+        epoch (``task_epochs_``), so that :meth:`load_params` can restore a net that
         was never fitted and resume its training (``Checkpoint`` + ``LoadInitState``).
         """
         self.check_is_fitted()
@@ -571,6 +581,9 @@ class MultiTaskNet(NeuralNet):
             state = {k: self.__dict__[k] for k in _LAYOUT_STATE if k in self.__dict__}
             state[_WEIGHTING_STATE] = {k: v.detach().cpu()
                                        for k, v in self.weighting_.state_dict().items()}
+            state[_TASK_EPOCHS_STATE] = {
+                name: (epoch, self.task_states_[name])
+                for name, epoch in getattr(self, "task_epochs_", {}).items()}
             joblib.dump(state, f"{target}.layout")
 
     @staticmethod
@@ -614,6 +627,9 @@ class MultiTaskNet(NeuralNet):
                     "create the net with the weighting it was trained with."
                 )
             self.weighting_.load_state_dict(saved)
+        if f_params is not None or checkpoint is not None:
+            # each task's own epoch belongs to the weights saved with it (none for others)
+            self._set_task_epochs((layout or {}).get(_TASK_EPOCHS_STATE) or {})
 
     def _load_layout(self, layout: dict | None, path: str | None) -> None:
         """Restore the fitted tasks and layout saved beside the parameters, then initialise."""
@@ -1187,6 +1203,7 @@ ModalityBlocks or FileBlocks
         self._start_grad_scaler()
         self._start_cuda_graph(world)
         self.best_epoch_ = None
+        self._set_task_epochs({})  # those of an earlier fit belong to other weights
         self.notify("on_train_begin", X=blocks, y=targets)
         with torch_threads(threads):
             try:
@@ -1210,9 +1227,11 @@ ModalityBlocks or FileBlocks
                 if cosine:  # the next fit or partial_fit starts from lr again
                     for group, lr in zip(self.optimizer_.param_groups, base_lrs):
                         set_lr(group, lr)
-        for transient in ("_grad_scaler", "_shard", "_ddp_module", "_cuda_graph"):
+        for transient in ("_grad_scaler", "_ddp_module", "_cuda_graph"):
             self.__dict__.pop(transient, None)
+        # (callbacks may still sum across processes at the end of training)
         self.notify("on_train_end", X=blocks, y=targets)
+        self.__dict__.pop("_shard", None)
 
     def _check_data_parallel(self, world: int) -> None:
         if world > 1 and type(self.weighting_).backward is not Weighting.backward:
@@ -1376,7 +1395,36 @@ ModalityBlocks or FileBlocks
         """
         blocks, mask = x
         with self._autocast():
-            return self._forward_module()(blocks, mask, prescaled=True, **fit_params)
+            out = self._forward_module()(blocks, mask, prescaled=True, **fit_params)
+            if self.__dict__.get("task_states_") and not self.module_.training:
+                out = self._task_epoch_outputs(out, blocks, mask, fit_params)
+        return out
+
+    def _set_task_epochs(self, chosen: Mapping[str, tuple[int, Mapping[str, torch.Tensor]]]
+                         ) -> None:
+        """Set ``task_epochs_`` and ``task_states_`` (weights copied to the CPU)."""
+        self.task_epochs_ = {name: int(epoch) for name, (epoch, _) in chosen.items()}
+        self.task_states_ = {name: {k: v.detach().cpu().clone() for k, v in state.items()}
+                             for name, (_, state) in chosen.items()}
+        self.__dict__.pop("_task_states_on_device", None)
+
+    def _task_epoch_outputs(self, out: Any, blocks: Any, mask: torch.Tensor,
+                            fit_params: Mapping[str, Any]) -> Any:
+        """Replace the outputs of ``task_epochs_``'s tasks by their own epoch's weights'."""
+        cached = self.__dict__.get("_task_states_on_device")
+        device = mask.device
+        if cached is None or cached[0] is not self.task_states_ or cached[1] != device:
+            states = {name: {k: v.to(device) for k, v in state.items()}
+                      for name, state in self.task_states_.items()}
+            cached = (self.task_states_, device, states)
+            self.__dict__["_task_states_on_device"] = cached
+        outputs = list(out[0] if isinstance(out, tuple) else out)
+        for name, state in cached[2].items():
+            own = functional_call(self.module_, state, (blocks, mask),
+                                  {"prescaled": True, **fit_params})
+            outputs[self.task_names_.index(name)] = (own[0] if isinstance(own, tuple)
+                                                     else own)[self.task_names_.index(name)]
+        return (outputs, *out[1:]) if isinstance(out, tuple) else outputs
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         dtype = PRECISIONS[self.precision]
@@ -1413,7 +1461,8 @@ ModalityBlocks or FileBlocks
     def __getstate__(self) -> dict:  # noqa: D105
         state = super().__getstate__()
         state.pop("_compiled_module", None)
-        for transient in ("_grad_scaler", "_shard", "_ddp_module", "_cuda_graph"):
+        for transient in ("_grad_scaler", "_shard", "_ddp_module", "_cuda_graph",
+                          "_task_states_on_device"):
             state.pop(transient, None)
         return state
 

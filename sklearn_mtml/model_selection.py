@@ -46,6 +46,7 @@ from ._compat import (
     _warn_or_raise_about_fit_failures,
 )
 from ._rows import DeviceRows, batch_spans
+from ._task_epochs import TaskEpochs, row_losses
 from ._training import cosine_factor, fit_threads, torch_threads
 from .callbacks import EarlyStopping, TaskScores, TaskWeights
 from .estimators import _LAYOUT_STATE, MultiTaskLoss, MultiTaskNet
@@ -824,7 +825,7 @@ def _early_stopping_settings(net: MultiTaskNet) -> dict | None:
         raise ValueError(f"EarlyStopping: patience must be a positive integer or 'auto', "
                          f"got {cb.patience!r}.")
     return {"patience": int(patience), "threshold": cb.threshold,
-            "mode": cb.threshold_mode, "load_best": cb.load_best}
+            "mode": cb.threshold_mode, "load_best": cb.load_best, "callback": cb}
 
 
 def _train_stacked(nets: list[MultiTaskNet], weights: list[list[float]], data: tuple,
@@ -853,6 +854,7 @@ def _train_stacked(nets: list[MultiTaskNet], weights: list[list[float]], data: t
         net.stops_early_ = stops_early
         net._resolve_budget(len(train_idx), stops_early)
         net.best_epoch_ = None
+        net._set_task_epochs({})
     es = _early_stopping_settings(net0) if stops_early else None
     names = [name for name, _ in net0.callbacks_]
     record_scores = "valid_scores" in names and isinstance(
@@ -918,6 +920,11 @@ def _train_stacked(nets: list[MultiTaskNet], weights: list[list[float]], data: t
     threshold = [np.inf] * C
     best_epoch = [0] * C
     last_epoch = [0] * C
+    # each task's own best epoch, as EarlyStopping(task_epochs=True) keeps it
+    trackers: list[TaskEpochs | None] = [None] * C
+    if es is not None:
+        for c, net in enumerate(nets):
+            trackers[c] = es["callback"]._task_tracker(net)
 
     def retire(positions: list[int]) -> None:
         nonlocal W, active
@@ -1003,6 +1010,11 @@ def _train_stacked(nets: list[MultiTaskNet], weights: list[list[float]], data: t
                             vtotal += losses * counts
                             vcount += counts
                             vsizes.append(int(mb.shape[0]))
+                            for pos, c in enumerate(active):
+                                tracker = trackers[c]
+                                if tracker is not None:
+                                    tracker.add_batch(row_losses(
+                                        tasks, [out[pos] for out in outs], yb[0]), yb[1])
                             if record_scores:
                                 for pos in range(A):
                                     s_ = torch.stack([
@@ -1045,7 +1057,8 @@ def _train_stacked(nets: list[MultiTaskNet], weights: list[list[float]], data: t
                     if es is None or pos in diverged:
                         continue
                     score = h[-1, "valid_loss"]
-                    if score < threshold[c]:
+                    improved = score < threshold[c]
+                    if improved:
                         misses[c] = 0
                         change = es["threshold"] * score if es["mode"] == "rel" \
                             else es["threshold"]
@@ -1055,6 +1068,17 @@ def _train_stacked(nets: list[MultiTaskNet], weights: list[list[float]], data: t
                             best[c] = stack.state_of(pos, optimizer=False)[0]
                     else:
                         misses[c] += 1
+                    tracker = trackers[c]
+                    if tracker is not None:
+                        def snapshot(c: int = c, pos: int = pos, improved: bool = improved
+                                     ) -> dict[str, torch.Tensor]:
+                            if improved and c in best:
+                                return best[c]
+                            return stack.state_of(pos, optimizer=False)[0]
+
+                        tracker.end_epoch(
+                            len(h), [h[-1, f"valid_loss_{t}"] for t in nets[c].task_names_],
+                            improved, snapshot)
                     if misses[c] >= es["patience"]:
                         stopped.append(pos)
                 if stopped:
@@ -1082,4 +1106,9 @@ def _train_stacked(nets: list[MultiTaskNet], weights: list[list[float]], data: t
         for name, p in net.module_.named_parameters():
             if optim.get(name):
                 net.optimizer_.state[p] = optim[name]
+        tracker = trackers[c]
+        if tracker is not None and best_epoch[c]:
+            tracker.shared_epoch = best_epoch[c]
+            chosen = tracker.decide(tracker.paired_sums())
+            net._set_task_epochs({name: (epoch, st) for name, (epoch, _, st) in chosen.items()})
     return errors
