@@ -36,6 +36,9 @@ from sklearn_mtml.model_selection import LossWeightSearchCV
 from sklearn_mtml.parallel import on_cluster
 
 TESTS = Path(__file__).resolve().parent
+# How long the killer waits for a fit to block: it includes the cluster workers' start-up
+# (importing torch), which takes minutes on a loaded 2-core machine; 60 s was too short.
+KILL_WAIT = 300
 
 
 class BlockFirstScore:
@@ -51,7 +54,7 @@ class BlockFirstScore:
             return float(estimator.score(X, y))
         os.write(fd, str(os.getpid()).encode())
         os.close(fd)
-        time.sleep(60)  # the test kills this process long before
+        time.sleep(KILL_WAIT + 30)  # the test kills this process long before
         raise RuntimeError("the worker was not killed")
 
 
@@ -74,7 +77,7 @@ def _kill_when_blocked(flag: str, record: dict) -> threading.Thread:
     """SIGKILL the process that writes ``flag`` (a worker blocked inside a fit task)."""
 
     def run() -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + KILL_WAIT
         while time.monotonic() < deadline:
             try:
                 pid = int(Path(flag).read_text())
