@@ -1,19 +1,24 @@
-"""Each task from its own best epoch, against the shared best epoch early stopping keeps.
+"""Each task's own best epoch: ``EarlyStopping``'s rule against one shared epoch.
 
 A multi-task network stops early on the summed validation loss and keeps the weights of one
 epoch for every task. A task that overfits sooner (a weak, noisy target) is best at an
-earlier epoch. This benchmark measures what restoring, for each task, the weights of the
-epoch where its own metric was best on the network's internal validation split would give,
-on **inner validation splits of each outer fold's training part** of ``bench_quality.py``
-(never its test parts). It is not a library option: it snapshots every epoch's weights with a
-callback and scores each task with its own epoch's weights.
+earlier epoch; one that still learns is best later. The library's ``EarlyStopping`` lets a
+task predict with its own best epoch's weights when a paired test on its validation rows
+clears ``task_epochs_z`` on at least ``task_epochs_min_rows`` labelled rows. This
+benchmark compares rules on **inner validation splits of each outer fold's training part**
+of ``bench_quality.py`` (never its test parts):
+
+- ``shared``: one epoch for every task (``task_epochs=False``);
+- ``z=3``, ``z=2`` (the default), ``z=1.5``: the library's rule at that bar;
+- ``always``: every task its own best epoch (``task_epochs_z=0``, ``task_epochs_min_rows=2``,
+  which keeps an own epoch whenever its validation loss is lower at all).
 
 Usage::
 
-    python benchmarks/bench_task_epochs.py --datasets reviews,emotions --seeds 0,1,2
+    python benchmarks/bench_task_epochs.py --datasets reviews --seeds 0,1,2,3,4
 
-Per data set: each fit's shared best epoch and each task's own, then the mean inner
-validation score per task with the shared epoch and with each task's own epoch.
+Per data set and rule: the mean inner validation score per task (accuracy or R²) and how
+often each task kept its own epoch.
 """
 
 from __future__ import annotations
@@ -21,54 +26,39 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.pipeline import make_pipeline
-from skorch.callbacks import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_quality as bq  # noqa: E402
 
-from sklearn_mtml import MultiTaskNet  # noqa: E402
+ES = "callbacks__early_stopping__"
+RULES = {
+    "shared": {f"{ES}task_epochs": False},
+    "z=3": {f"{ES}task_epochs_z": 3.0},
+    "z=2 (default)": {},
+    "z=1.5": {f"{ES}task_epochs_z": 1.5},
+    "always": {f"{ES}task_epochs_z": 0.0, f"{ES}task_epochs_min_rows": 2},
+}
 
 
-class EpochWeights(Callback):
-    """Keep a copy of the network's weights at the end of every epoch."""
-
-    def on_train_begin(self, net, **kwargs):
-        self.states = []
-
-    def on_epoch_end(self, net, **kwargs):
-        self.states.append({k: v.detach().clone() for k, v in net.module_.state_dict().items()})
-
-
-def run(prob, seeds) -> tuple[dict, dict]:
-    tasks = list(prob.Y.columns)
-    shared: dict[str, list[float]] = {t: [] for t in tasks}
-    own: dict[str, list[float]] = {t: [] for t in tasks}
-    snapshots = EpochWeights()
-
-    def build(seed):
-        return make_pipeline(*prob.lib_steps(), MultiTaskNet(
-            random_state=seed, callbacks=[("epochs", snapshots)]))
-
-    for k, seed, model, X_val, y_val in bq.inner_validation_fits(prob, seeds, build):
+def run(prob, seeds, params) -> tuple[dict[str, float], dict[str, int], int]:
+    """Mean inner-validation score per task, kept-epoch counts per task, number of fits."""
+    scores: dict[str, list[float]] = {}
+    kept: dict[str, int] = {t: 0 for t in prob.Y.columns}
+    fits = 0
+    for _, _, model, X_val, y_val in bq.inner_validation_fits(
+            prob, seeds, lambda seed: bq.make_lib(prob, seed, **params)):
         net = model[-1]
-        base = net.score_tasks(X_val, y_val)
-        epochs = {}
-        for name, task in net.tasks_.items():
-            curve = np.array([e.get(f"valid_{task.metric_name}_{name}", np.nan)
-                              for e in net.history], dtype=float)
-            epochs[name] = int(np.nanargmax(curve))
-            net.module_.load_state_dict(snapshots.states[epochs[name]])
-            own[name].append(net.score_tasks(X_val, y_val)[name])
-            shared[name].append(base[name])
-        print(f"  fold {k} seed {seed}: shared best epoch {net.best_epoch_}, each task's "
-              f"own {epochs}", flush=True)
-    return ({t: float(np.mean(v)) for t, v in shared.items()},
-            {t: float(np.mean(v)) for t, v in own.items()})
+        fits += 1
+        for task, value in net.score_tasks(X_val, y_val).items():
+            scores.setdefault(task, []).append(value)
+        for task in net.task_epochs_:
+            kept[task] += 1
+    return {t: float(np.mean(v)) for t, v in scores.items()}, kept, fits
 
 
 def main(argv=None) -> None:
@@ -77,14 +67,27 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, default=Path(default))
     parser.add_argument("--datasets", default="reviews,emotions")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--rules", default=",".join(RULES),
+                        help=f"comma-separated, of: {', '.join(RULES)}")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
+    rules = args.rules.split(",")
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        parser.error(f"unknown rules {unknown}; choose from {list(RULES)}")
     for name in args.datasets.split(","):
-        print(f"## {name}", flush=True)
-        shared, own = run(bq.PROBLEMS[name](args.data, False)[0], seeds)
-        for label, scores in (("shared best epoch", shared), ("each task's own", own)):
-            print(f"{label:18s} " + "  ".join(f"{t} {s:.3f}" for t, s in scores.items()))
+        prob = bq.PROBLEMS[name](args.data, False)[0]
+        tasks = [t for t in prob.Y.columns if t in prob.scored]
+        print(f"\n## {name} (inner validation, seeds {seeds})\n", flush=True)
+        print("| rule | " + " | ".join(tasks) + " | kept own epoch (fits) | seconds |")
+        print("|---|" + "---:|" * len(tasks) + "---|---:|")
+        for rule in rules:
+            tic = time.time()
+            scores, kept, fits = run(prob, seeds, RULES[rule])
+            counts = ", ".join(f"{t} {n}/{fits}" for t, n in kept.items() if n) or "none"
+            print(f"| {rule} | " + " | ".join(f"{scores[t]:.3f}" for t in tasks)
+                  + f" | {counts} | {time.time() - tic:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

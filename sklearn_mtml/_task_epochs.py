@@ -44,14 +44,19 @@ class TaskEpochs:
     min_z : float
         The paired ``z`` statistic (mean per-row loss reduction over its standard error,
         on the task's labelled validation rows) a task's own epoch needs over the shared one.
+    min_rows : int
+        The labelled validation rows (effective number, with sample weights) a task needs
+        for the test: on fewer, the normal approximation of a heavy-tailed per-row loss is
+        unreliable and a task's best epoch is mostly chance.
     """
 
     def __init__(self, task_names: Sequence[str], threshold: float, threshold_mode: str,
-                 min_z: float):
+                 min_z: float, min_rows: int = 100):
         self.task_names = list(task_names)
         self.threshold = threshold
         self.threshold_mode = threshold_mode
         self.min_z = min_z
+        self.min_rows = min_rows
         self.best_loss = [math.inf] * len(self.task_names)
         self.best_epoch: list[int | None] = [None] * len(self.task_names)
         self.shared_epoch: int | None = None
@@ -126,7 +131,8 @@ class TaskEpochs:
 
         ``sums`` are :meth:`paired_sums` (added across processes). A task keeps its own
         epoch when ``z = mean(d) / se(d) > min_z``, ``se`` from the weighted variance of the
-        per-row differences and the effective number of rows ``(Σw)² / Σw²``.
+        per-row differences and the effective number of rows ``(Σw)² / Σw²``, which must be
+        at least ``min_rows``.
         """
         chosen: dict[str, tuple[int, float, State]] = {}
         for t, name in enumerate(self.task_names):
@@ -137,7 +143,7 @@ class TaskEpochs:
             mean = swd / sw
             var = max(swd2 / sw - mean * mean, 0.0)
             n_eff = sw * sw / sw2
-            if n_eff < 2:
+            if n_eff < max(self.min_rows, 2):
                 continue
             se = math.sqrt(var / n_eff)
             z = math.inf if se == 0 and mean > 0 else (mean / se if se > 0 else 0.0)

@@ -189,29 +189,34 @@ class EarlyStopping(SkorchEarlyStopping):
     task_epochs : bool, default=True
         Let a task predict with the weights of its own best epoch (lowest
         ``valid_loss_<task>``) instead of the shared one, when a paired test on its
-        validation rows says so (see ``task_epochs_z``). It guards a weak task against the
-        epochs that the other tasks need and in which it only fits noise. It needs
-        ``load_best``, the ``valid_loss`` monitor and at least two tasks. It keeps one copy of
-        the network's weights per task while training, and one per task that keeps its own
-        epoch in the fitted net (``net.task_states_``), and each such task adds a forward
-        pass at prediction. ``net.task_epochs_`` gives the epochs kept.
-    task_epochs_z : float, default=3.0
+        validation rows says so (``task_epochs_z``, ``task_epochs_min_rows``). It guards a
+        weak task against the epochs that the other tasks need and in which it only fits
+        noise, and lets a task that still learns after the shared best go on. It needs
+        ``load_best``, the ``valid_loss`` monitor and at least two tasks. It keeps one copy
+        of the network's weights per task while training, and one per task that keeps its
+        own epoch in the fitted net (``net.task_states_``), and each such task adds a
+        forward pass at prediction. ``net.task_epochs_`` gives the epochs kept.
+    task_epochs_z : float, default=2.0
         The evidence a task's own epoch needs: its mean per-row validation loss reduction
         over the shared epoch's, divided by the standard error of that mean, must exceed
-        this. The own epoch is the minimum over epochs of the same rows, so the statistic is
-        optimistic and the bar is high; with a few dozen validation rows a task's own epoch
-        is mostly chance and is rarely kept.
+        this.
+    task_epochs_min_rows : int, default=100
+        The labelled validation rows a task needs for that test. On fewer, a task's best
+        epoch is mostly chance (the own epoch is the minimum over epochs of the same rows)
+        and the shared epoch is kept.
     """
 
     def __init__(self, monitor: str = "valid_loss", patience: int | str = "auto",
                  threshold: float = 1e-4, threshold_mode: str = "rel",
                  lower_is_better: bool = True, sink: Any = print_sink, load_best: bool = True,
-                 task_epochs: bool = True, task_epochs_z: float = 3.0):
+                 task_epochs: bool = True, task_epochs_z: float = 2.0,
+                 task_epochs_min_rows: int = 100):
         super().__init__(monitor=monitor, patience=patience, threshold=threshold,
                          threshold_mode=threshold_mode, lower_is_better=lower_is_better,
                          sink=sink, load_best=load_best)
         self.task_epochs = task_epochs
         self.task_epochs_z = task_epochs_z
+        self.task_epochs_min_rows = task_epochs_min_rows
 
     def _sink(self, text: str, verbose: Any) -> None:
         _emit(self.sink, text, verbose)
@@ -237,10 +242,15 @@ class EarlyStopping(SkorchEarlyStopping):
         if not isinstance(z, numbers.Real) or isinstance(z, bool) or not z >= 0:
             raise ValueError(f"EarlyStopping: task_epochs_z must be a non-negative number, "
                              f"got {z!r}.")
+        rows = self.task_epochs_min_rows
+        if not isinstance(rows, numbers.Integral) or isinstance(rows, bool) or rows < 2:
+            raise ValueError(f"EarlyStopping: task_epochs_min_rows must be an integer of at "
+                             f"least 2, got {rows!r}.")
         if (not self.load_best or self.monitor != "valid_loss" or not self.lower_is_better
                 or len(getattr(net, "task_names_", ())) < 2):
             return None
-        return TaskEpochs(net.task_names_, self.threshold, self.threshold_mode, float(z))
+        return TaskEpochs(net.task_names_, self.threshold, self.threshold_mode, float(z),
+                          int(rows))
 
     def on_batch_end(self, net: Any, batch: Any = None,  # noqa: D102
                      training: bool | None = None, y_pred: Any = None, **kwargs: Any) -> None:

@@ -152,12 +152,35 @@ def _dumped(net):
     return buf
 
 
-@pytest.mark.parametrize("z", [-1, "3", True])
-def test_bad_task_epochs_z_is_refused(z):
+def test_tracker_needs_enough_rows_for_the_test():
+    # a clear gain on 60 rows: below min_rows, the shared epoch stays
+    for rows, kept in ((60, set()), (100, {"b"})):
+        tracker = TaskEpochs(["a", "b"], threshold=1e-4, threshold_mode="rel", min_z=2.0,
+                             min_rows=100)
+        losses = torch.ones(rows, 2)
+        w = torch.ones(rows, 2)
+        tracker.add_batch(losses, w)
+        tracker.end_epoch(1, [1.0, 1.0], True, lambda: {})
+        worse = losses.clone()
+        worse[:, 1] += torch.linspace(0.2, 0.4, rows)
+        worse[:, 0] -= 0.5
+        tracker.add_batch(worse, w)
+        tracker.end_epoch(2, [0.5, 1.3], True, lambda: {})
+        assert set(tracker.decide(tracker.paired_sums())) == kept
+
+
+@pytest.mark.parametrize("param, value, message", [
+    ("task_epochs_z", -1, "task_epochs_z must be a non-negative number"),
+    ("task_epochs_z", "3", "task_epochs_z must be a non-negative number"),
+    ("task_epochs_z", True, "task_epochs_z must be a non-negative number"),
+    ("task_epochs_min_rows", 1, "task_epochs_min_rows must be an integer of at least 2"),
+    ("task_epochs_min_rows", 50.5, "task_epochs_min_rows must be an integer of at least 2"),
+])
+def test_bad_task_epochs_settings_are_refused(param, value, message):
     X, Y = make_data(200, 0)
     net = MultiTaskNet(tasks=TASKS, max_epochs=2, random_state=0,
-                       callbacks__early_stopping__task_epochs_z=z)
-    with pytest.raises(ValueError, match="task_epochs_z must be a non-negative number"):
+                       **{f"callbacks__early_stopping__{param}": value})
+    with pytest.raises(ValueError, match=message):
         net.fit(X, Y)
 
 
