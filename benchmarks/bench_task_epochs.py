@@ -9,7 +9,7 @@ benchmark compares rules on **inner validation splits of each outer fold's train
 of ``bench_quality.py`` (never its test parts):
 
 - ``shared``: one epoch for every task (``task_epochs=False``);
-- ``z=3``, ``z=2`` (the default), ``z=1.5``: the library's rule at that bar;
+- ``z=3``, ``z=2``, ``z=1.5`` (the default): the library's rule at that bar;
 - ``always``: every task its own best epoch (``task_epochs_z=0``, ``task_epochs_min_rows=2``,
   which keeps an own epoch whenever its validation loss is lower at all).
 
@@ -39,8 +39,8 @@ ES = "callbacks__early_stopping__"
 RULES = {
     "shared": {f"{ES}task_epochs": False},
     "z=3": {f"{ES}task_epochs_z": 3.0},
-    "z=2 (default)": {},
-    "z=1.5": {f"{ES}task_epochs_z": 1.5},
+    "z=2": {f"{ES}task_epochs_z": 2.0},
+    "z=1.5 (default)": {},
     "always": {f"{ES}task_epochs_z": 0.0, f"{ES}task_epochs_min_rows": 2},
 }
 

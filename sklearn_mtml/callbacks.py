@@ -196,7 +196,7 @@ class EarlyStopping(SkorchEarlyStopping):
         of the network's weights per task while training, and one per task that keeps its
         own epoch in the fitted net (``net.task_states_``), and each such task adds a
         forward pass at prediction. ``net.task_epochs_`` gives the epochs kept.
-    task_epochs_z : float, default=2.0
+    task_epochs_z : float, default=1.5
         The evidence a task's own epoch needs: its mean per-row validation loss reduction
         over the shared epoch's, divided by the standard error of that mean, must exceed
         this.
@@ -209,7 +209,7 @@ class EarlyStopping(SkorchEarlyStopping):
     def __init__(self, monitor: str = "valid_loss", patience: int | str = "auto",
                  threshold: float = 1e-4, threshold_mode: str = "rel",
                  lower_is_better: bool = True, sink: Any = print_sink, load_best: bool = True,
-                 task_epochs: bool = True, task_epochs_z: float = 2.0,
+                 task_epochs: bool = True, task_epochs_z: float = 1.5,
                  task_epochs_min_rows: int = 100):
         super().__init__(monitor=monitor, patience=patience, threshold=threshold,
                          threshold_mode=threshold_mode, lower_is_better=lower_is_better,
