@@ -13,6 +13,7 @@ networks.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -224,10 +225,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--part", choices=["all", "av-digits", "reviews"], default="all")
     args = parser.parse_args(argv)
+    # progress bars redraw in a terminal; written to a file or a pipe they are noise
+    progress = sys.stderr.isatty()
     if args.part in ("all", "av-digits"):
-        av_digits_demo(args.epochs if args.epochs else "auto", args.seed, progress=True)
+        av_digits_demo(args.epochs if args.epochs else "auto", args.seed, progress=progress)
     if args.part in ("all", "reviews"):
-        reviews_demo(args.epochs if args.epochs else "auto", args.seed, progress=True)
+        reviews_demo(args.epochs if args.epochs else "auto", args.seed, progress=progress)
 
 
 if __name__ == "__main__":

@@ -357,6 +357,8 @@ class MultiTaskNet(NeuralNet):
         The tasks that predict with the weights of their own best epoch rather than
         ``best_epoch_``'s, and those epochs (empty unless early stopping's paired test
         chose some; see :class:`~sklearn_mtml.callbacks.EarlyStopping`'s ``task_epochs``).
+        Only those tasks' outputs come from their own epoch: :meth:`modality_weights` and
+        :meth:`attention_weights` are the shared epoch's.
     task_states_ : dict of str to dict of Tensor
         The weights (``module_.state_dict()``, on the CPU) of each task of
         ``task_epochs_``.
