@@ -112,9 +112,10 @@ def av_digits_demo(max_epochs: int | str = "auto", seed: int = 0,
                 fusion.transform(_frame_or_dict(test)), Ymat[te])
     _print_table("Audio-visual digits: FSDD takes 5-9 train (300 rows), takes 0-4 test (300); "
                  "test accuracy per task", results, names)
-    say("What to look for: the fused network at least matches the better single modality on "
-        "every task;\nwith the audio gone (missing or muted) it falls back to what the "
-        "images carry (the digit), not below the image-only network.")
+    say("What to look for: the fused network matches the better single modality on every "
+        "task within a few test rows\n(1 row = 0.003), and beats both on the digit; with "
+        "the audio gone (missing or muted) it falls back to what\nthe images carry (the "
+        "digit), not below the image-only network.")
     return results
 
 
