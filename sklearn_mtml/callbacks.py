@@ -192,10 +192,10 @@ class EarlyStopping(SkorchEarlyStopping):
         validation rows says so (``task_epochs_z``, ``task_epochs_min_rows``). It guards a
         weak task against the epochs that the other tasks need and in which it only fits
         noise, and lets a task that still learns after the shared best go on. It needs
-        ``load_best``, the ``valid_loss`` monitor and at least two tasks. It keeps one copy
-        of the network's weights per task while training, and one per task that keeps its
-        own epoch in the fitted net (``net.task_states_``), and each such task adds a
-        forward pass at prediction. ``net.task_epochs_`` gives the epochs kept.
+        ``load_best``, the ``valid_loss`` monitor and at least two tasks. While training it
+        keeps at most one copy of the network's weights per task; the fitted net keeps one
+        per epoch that tasks kept (``net.task_states_``), and each such epoch adds a forward
+        pass at prediction. ``net.task_epochs_`` gives the epochs kept.
     task_epochs_z : float, default=1.5
         The evidence a task's own epoch needs: its mean per-row validation loss reduction
         over the shared epoch's, divided by the standard error of that mean, must exceed

@@ -1404,10 +1404,16 @@ ModalityBlocks or FileBlocks
 
     def _set_task_epochs(self, chosen: Mapping[str, tuple[int, Mapping[str, torch.Tensor]]]
                          ) -> None:
-        """Set ``task_epochs_`` and ``task_states_`` (weights copied to the CPU)."""
+        """Set ``task_epochs_`` and ``task_states_`` (weights copied to the CPU).
+
+        Tasks that keep the same epoch share one copy of its weights (and one forward pass).
+        """
         self.task_epochs_ = {name: int(epoch) for name, (epoch, _) in chosen.items()}
-        self.task_states_ = {name: {k: v.detach().cpu().clone() for k, v in state.items()}
-                             for name, (_, state) in chosen.items()}
+        copies: dict[int, dict[str, torch.Tensor]] = {}
+        for epoch, state in chosen.values():
+            if int(epoch) not in copies:
+                copies[int(epoch)] = {k: v.detach().cpu().clone() for k, v in state.items()}
+        self.task_states_ = {name: copies[int(epoch)] for name, (epoch, _) in chosen.items()}
         self.__dict__.pop("_task_states_on_device", None)
 
     def _task_epoch_outputs(self, out: Any, blocks: Any, mask: torch.Tensor,
@@ -1416,16 +1422,21 @@ ModalityBlocks or FileBlocks
         cached = self.__dict__.get("_task_states_on_device")
         device = mask.device
         if cached is None or cached[0] is not self.task_states_ or cached[1] != device:
-            states = {name: {k: v.to(device) for k, v in state.items()}
-                      for name, state in self.task_states_.items()}
-            cached = (self.task_states_, device, states)
+            # one entry per distinct weights: (weights on the device, the tasks' positions)
+            groups: dict[int, tuple[dict[str, torch.Tensor], list[int]]] = {}
+            for name, state in self.task_states_.items():
+                if id(state) not in groups:
+                    groups[id(state)] = ({k: v.to(device) for k, v in state.items()}, [])
+                groups[id(state)][1].append(self.task_names_.index(name))
+            cached = (self.task_states_, device, list(groups.values()))
             self.__dict__["_task_states_on_device"] = cached
         outputs = list(out[0] if isinstance(out, tuple) else out)
-        for name, state in cached[2].items():
+        for state, positions in cached[2]:
             own = functional_call(self.module_, state, (blocks, mask),
                                   {"prescaled": True, **fit_params})
-            outputs[self.task_names_.index(name)] = (own[0] if isinstance(own, tuple)
-                                                     else own)[self.task_names_.index(name)]
+            own_outputs = own[0] if isinstance(own, tuple) else own
+            for t in positions:
+                outputs[t] = own_outputs[t]
         return (outputs, *out[1:]) if isinstance(out, tuple) else outputs
 
     def _autocast(self) -> contextlib.AbstractContextManager:

@@ -1108,7 +1108,6 @@ def _train_stacked(nets: list[MultiTaskNet], weights: list[list[float]], data: t
                 net.optimizer_.state[p] = optim[name]
         tracker = trackers[c]
         if tracker is not None and best_epoch[c]:
-            tracker.shared_epoch = best_epoch[c]
             chosen = tracker.decide(tracker.paired_sums())
             net._set_task_epochs({name: (epoch, st) for name, (epoch, _, st) in chosen.items()})
     return errors

@@ -92,9 +92,8 @@ def test_tracker_with_unlabelled_rows_and_a_modest_gain():
 
 def test_noise_task_keeps_its_early_epoch_and_predicts_better(fitted):
     net, (X_test, Y_test) = fitted
-    assert net.task_epochs_ == {"task_1": net.task_epochs_["task_1"]}
     assert net.task_epochs_["task_1"] < net.best_epoch_
-    assert set(net.task_states_) == {"task_1"}
+    assert set(net.task_states_) == set(net.task_epochs_)
     assert all(v.device.type == "cpu" for v in net.task_states_["task_1"].values())
     own = net.predict(X_test)
     states, epochs = net.task_states_, net.task_epochs_
@@ -103,8 +102,10 @@ def test_noise_task_keeps_its_early_epoch_and_predicts_better(fitted):
         shared = net.predict(X_test)
     finally:
         net.task_states_ = states
-    # the other task is untouched; the noise task is closer to the best constant (0)
-    np.testing.assert_array_equal(own[:, 0], shared[:, 0])
+    # a task that kept the shared epoch is untouched; the noise task is closer to the best
+    # constant (0): by 0.08-0.17 in MSE at seeds 0-2, at 1 and 2 threads
+    if "task_0" not in net.task_epochs_:
+        np.testing.assert_array_equal(own[:, 0], shared[:, 0])
     mse_own = np.mean((own[:, 1].astype(float) - Y_test[:, 1]) ** 2)
     mse_shared = np.mean((shared[:, 1].astype(float) - Y_test[:, 1]) ** 2)
     assert mse_own < mse_shared - 0.02
@@ -184,7 +185,7 @@ def test_bad_task_epochs_settings_are_refused(param, value, message):
         net.fit(X, Y)
 
 
-def test_single_task_and_disabled_rule_keep_nothing():
+def test_a_single_task_keeps_nothing():
     X, Y = make_data(400, 0)
     single = MultiTaskNet(random_state=0, max_epochs=5).fit(X, Y[:, 1])
     assert single.task_epochs_ == {}
@@ -207,3 +208,44 @@ def test_stacked_search_keeps_the_same_epochs_as_separate_fits():
         np.testing.assert_allclose(stacked, sep.score(X[test], Y[test]), atol=2e-3)
         sep.task_states_ = {}  # (the shared epoch's score is clearly another one)
         assert abs(stacked - sep.score(X[test], Y[test])) > 1e-2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_task_still_learning_keeps_a_later_epoch(seed):
+    # the docs' example (docs/index.md, "Negative transfer"): the noise target makes the
+    # summed validation loss best early, while the 5-class task still learns
+    rng = np.random.RandomState(seed)
+    X = rng.randn(3000, 40).astype("float32")
+    kind = np.digitize(np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2] + 0.5 * X[:, 3],
+                       [-1.2, -0.4, 0.4, 1.2])
+    net = MultiTaskNet(tasks={"kind": "multiclass", "noise": "regression"},
+                       validation_fraction=0.3, random_state=seed)
+    net.fit(X, np.column_stack([kind, rng.randn(3000)]))
+    assert net.task_epochs_["kind"] >= net.best_epoch_ + 5
+
+
+def test_tasks_that_keep_one_epoch_share_its_weights_and_forward_pass(fitted):
+    net, (X_test, _) = fitted
+    X, Y = make_data(3000, 0)
+    both = noise_net(0).fit(X, Y)  # the same fit as the fixture's
+    epoch = both.task_epochs_["task_1"]
+    state = both.task_states_["task_1"]
+    expected = both.forward_outputs(X_test[:64])[1]
+    both._set_task_epochs({"task_0": (epoch, state), "task_1": (epoch, state)})
+    assert both.task_states_["task_0"] is both.task_states_["task_1"]
+    calls = []
+    original = both.module_.forward
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    both.module_.forward = counting
+    try:
+        outputs = both.forward_outputs(X_test[:64])
+    finally:
+        del both.module_.forward
+    assert len(calls) == 2  # the shared epoch's pass and one for the kept epoch
+    np.testing.assert_allclose(outputs[1], expected, rtol=1e-6)
+    reloaded = joblib.load(_dumped(both))
+    assert reloaded.task_states_["task_0"] is reloaded.task_states_["task_1"]
