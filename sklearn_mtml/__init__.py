@@ -1,6 +1,7 @@
 """scikit-learn compatible multi-task and multi-modal deep learning on PyTorch."""
 
 from .blocks import ModalityBlocks
+from .ensemble import KFoldEnsemble
 from .estimators import MultiTaskNet
 from .features import AudioFeatures, CategoricalFeatures, ImageFeatures, TextFeatures
 from .fusion import ModalityFusion
@@ -25,6 +26,7 @@ __all__ = [
     "CategoricalFeatures",
     "FileBlocks",
     "ImageFeatures",
+    "KFoldEnsemble",
     "LateFusionClassifier",
     "LateFusionRegressor",
     "ModalityBlocks",

@@ -521,12 +521,14 @@ class MultiTaskNet(NeuralNet):
     def __setstate__(self, state: dict) -> None:  # noqa: D105
         requested = state.get("device", "cpu")
         if requested in (None, "auto"):
+            resolved = "device_" in state  # an unfitted net (a deepcopy) stays unresolved
             state["device"] = str(state.get("device_", "cpu"))
             with warnings.catch_warnings():
                 # "auto" accepts whatever device this machine has: no warning on CPU-only
                 warnings.simplefilter("ignore")
                 super().__setstate__(state)
-            self.device_ = torch.device(self.device)
+            if resolved:
+                self.device_ = torch.device(self.device)
             self.__dict__["device"] = requested
         else:
             super().__setstate__(state)
@@ -1918,8 +1920,11 @@ ModalityBlocks or FileBlocks
             One column per task in task order, original labels for classification tasks
             (an object array when tasks have different label types).
         """
-        outputs = self.forward_outputs(X)
-        cols = self.tasks_.decode(outputs)
+        outputs = self.forward_outputs(X)  # checks that the net is fitted
+        return self._stack_predictions(self.tasks_.decode(outputs))
+
+    def _stack_predictions(self, cols: list[np.ndarray]) -> np.ndarray:
+        """One column per task into :meth:`predict`'s output (1-D after a 1-D fit)."""
         if self._y_1d:
             return cols[0]
         kinds = {c.dtype.kind for c in cols}
@@ -1977,11 +1982,15 @@ ModalityBlocks or FileBlocks
             Task name → score.
         """
         self.check_is_fitted()
+        return self._score_predictions(self.predict(X), y, sample_weight)
+
+    def _score_predictions(self, pred: np.ndarray, y: Any, sample_weight: Any = None
+                           ) -> dict[str, float]:
+        """Per-task scores of :meth:`predict`-shaped predictions against ``y``."""
         names, cols, _ = self._validate_targets(y, fitted=True)
         if names != self.task_names_:
             raise ValueError(f"y has tasks {names}, but the model was fitted on "
                              f"{self.task_names_}.")
-        pred = self.predict(X)
         pred = pred.reshape(len(pred), -1)
         weights = _check_sample_weight(sample_weight, len(pred))
         scores = {}

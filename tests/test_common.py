@@ -21,6 +21,7 @@ from sklearn_mtml import (
     AudioFeatures,
     CategoricalFeatures,
     ImageFeatures,
+    KFoldEnsemble,
     LateFusionClassifier,
     LateFusionRegressor,
     ModalityFusion,
@@ -32,6 +33,7 @@ from sklearn_mtml import (
 #: kept small (3 epochs) so that the whole module runs in seconds.
 ESTIMATORS = [
     MultiTaskNet(max_epochs=3, batch_size=32, random_state=0),
+    KFoldEnsemble(MultiTaskNet(max_epochs=3, batch_size=32), cv=3, random_state=0),
     ModalityFusion([("first", StandardScaler(), [0])], output="concat",
                    remainder="passthrough"),
     ModalityFusion([("first", StandardScaler(), [0])], output="blocks",
@@ -94,6 +96,11 @@ _TEXT_WRONG_X = [
 #: The one table of expected failures: estimator key (see :func:`_key`) -> check -> reason.
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
     "MultiTaskNet": {
+        "check_sample_weight_equivalence_on_dense_data": _MINIBATCH,
+        "check_sample_weight_equivalence_on_sparse_data": (
+            "as on dense data: mini-batches differ when rows are repeated"),
+    },
+    "KFoldEnsemble": {
         "check_sample_weight_equivalence_on_dense_data": _MINIBATCH,
         "check_sample_weight_equivalence_on_sparse_data": (
             "as on dense data: mini-batches differ when rows are repeated"),
