@@ -138,6 +138,7 @@ from sklearn_mtml import (  # noqa: E402
     AudioFeatures,
     CategoricalFeatures,
     ImageFeatures,
+    KFoldEnsemble,
     LateFusionClassifier,
     ModalityBlocks,
     ModalityFusion,
@@ -157,6 +158,9 @@ SEARCH = [
     {"module__hidden_sizes": (64,), "module__tower_sizes": (32,)},
     {"module__hidden_sizes": (512, 256), "module__dropout": 0.2},
 ]
+#: The optional columns: single-task defaults, the search, the k-fold ensemble.
+PARTS = ("single", "search")
+ALL_PARTS = ("single", "search", "ensemble")
 BIG = 1500  # training rows above which the inner CV is a single hold-out split
 REVIEWS_ROWS = 4000
 
@@ -554,8 +558,12 @@ def make_lib(prob, seed, **params):
 
 
 def fit_predict(prob, tr, te, seed, tasks, X=None, test_inputs=None, errors=None,
-                label="default"):
-    """Fit the README pipeline on ``tasks``; {condition: {task: (y_true, y_pred)}}."""
+                label="default", ensemble=False):
+    """Fit the README pipeline on ``tasks``; {condition: {task: (y_true, y_pred)}}.
+
+    ``ensemble``: the same pipeline in ``KFoldEnsemble(pipeline, random_state=seed)`` (five
+    members, each early-stopped on its own fold).
+    """
     X = prob.X if X is None else X
     Ytr = prob.Y.iloc[tr][tasks].reset_index(drop=True)
     keep = np.ones(len(tr), bool)
@@ -566,6 +574,8 @@ def fit_predict(prob, tr, te, seed, tasks, X=None, test_inputs=None, errors=None
 
     def one():
         model = make_lib(prob, seed)
+        if ensemble:
+            model = KFoldEnsemble(model, random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(Xtr, as_target(Ytr))
@@ -647,7 +657,7 @@ def concat_lr_missing(prob, tr, te, errors):
     return out
 
 
-def run_problem(prob: Problem, seeds, candidates, quick):
+def run_problem(prob: Problem, seeds, candidates, quick, parts=PARTS):
     t0 = time.perf_counter()
     kinds = {t: kind_of(prob.Y[t]) for t in prob.tasks}
     errors: list[str] = []
@@ -657,7 +667,7 @@ def run_problem(prob: Problem, seeds, candidates, quick):
           flush=True)
     # every entry: one per fold (baselines) or (fold, seed); None where it failed
     acc = {k: [] for k in ("baseline", "late", "concat", "default", "single", "search",
-                           "modality")}
+                           "modality", "ensemble")}
     multi = len(prob.tasks) > 1
     robust = "missing" in prob.extra
     for fold, (tr, te) in enumerate(prob.splits):
@@ -670,7 +680,11 @@ def run_problem(prob: Problem, seeds, candidates, quick):
             inputs = {"complete": take(prob.X, te), **prob.extra.get("missing", {})}
             acc["default"].append((seed, fit_predict(prob, tr, te, seed, prob.tasks,
                                                      test_inputs=inputs, errors=errors)))
-            if multi:
+            if "ensemble" in parts:
+                acc["ensemble"].append((seed, fit_predict(
+                    prob, tr, te, seed, prob.tasks, test_inputs=inputs, errors=errors,
+                    label="k-fold ensemble", ensemble=True)))
+            if multi and "single" in parts:
                 single = {}
                 for t in prob.scored:
                     r = fit_predict(prob, tr, te, seed, [t], errors=errors,
@@ -682,7 +696,7 @@ def run_problem(prob: Problem, seeds, candidates, quick):
                 r = fit_predict(prob, tr, te, seed, prob.tasks, X=select(prob.X, [m]),
                                 errors=errors, label=f"{m} only")
                 acc["modality"].append((seed, {"modality": m, **(r["complete"] if r else {})}))
-            if candidates and not (quick and len(tr) > BIG):
+            if candidates and "search" in parts and not (quick and len(tr) > BIG):
                 r = run_search(prob, tr, te, seed, candidates, errors, quick)
                 acc["search"].append((seed, r[0] if r else {}))
                 if r:
@@ -736,13 +750,18 @@ def summarise(prob, kinds, acc, multi, n_folds):
             "default": seed_mean(kind, acc["default"], lambda e, t=t: e["complete"].get(t),
                                  n_folds),
             "single": seed_mean(kind, acc["single"], lambda e, t=t: e.get(t), n_folds)
-            if multi else None,
+            if multi and acc["single"] else None,
+            "ensemble": seed_mean(kind, acc["ensemble"],
+                                  lambda e, t=t: e["complete"].get(t) if e else None, n_folds)
+            if acc["ensemble"] else None,
             "search": seed_mean(kind, acc["search"], lambda e, t=t: e.get(t), n_folds)
             if acc["search"] else None,
             "search_params": acc.get("search_params", []),
         }
-        row["mtl_gain"] = (row["default"] - row["single"]) if multi else None
+        row["mtl_gain"] = (row["default"] - row["single"]) if row["single"] is not None else None
         row["verdict"] = verdict(row["default"], row["baseline"], kind)
+        if row["ensemble"] is not None:
+            row["ensemble_verdict"] = verdict(row["ensemble"], row["baseline"], kind)
         for m in prob.extra.get("modalities", []):
             entries = [(s, e) for s, e in acc["modality"] if e["modality"] == m]
             row[f"{m}_only"] = seed_mean(kind, entries, lambda e, t=t: e.get(t), n_folds)
@@ -865,8 +884,24 @@ def print_summary(results, total):
     for res in results:
         print(f"| {res['dataset']} | {res['seconds']:.0f} |")
     print(f"| total | {total:.0f} |")
+    ens = [r for r in rows if r.get("ensemble") is not None]
+    ens_count = Counter(r["ensemble_verdict"] for r in ens)
+    if ens:
+        print("\n## KFoldEnsemble(<README pipeline>, random_state=seed) vs the same baseline\n")
+        print("| data set | task | metric | baseline | README default | k-fold ensemble | "
+              "ensemble − default | verdict (ensemble) |")
+        print("|---|---|---|---:|---:|---:|---:|---|")
+        for r in ens:
+            print(f"| {r['dataset']} | {r['task']} | "
+                  f"{'R²' if r['kind'] == 'regression' else 'acc'} | {f3(r['baseline'])} | "
+                  f"{f3(r['default'])} | {f3(r['ensemble'])} | "
+                  f"{r['ensemble'] - r['default']:+.3f} | {r['ensemble_verdict']} |")
+        print(f"\nk-fold ensemble: wins {ens_count['win']} / ties {ens_count['tie']} / losses "
+              f"{ens_count['loss']}" + (f" / errors {ens_count['ERR']}"
+                                        if ens_count['ERR'] else ""))
     return {"wins": w, "ties": t, "losses": l_, "errors": e, "target_no_loss": no_loss,
-            "target_half_wins": half, "target_fused": fused_ok}
+            "target_half_wins": half, "target_fused": fused_ok,
+            "ensemble": dict(ens_count) if ens else None}
 
 
 # ------------------------------------------------------------------------------------------
@@ -883,6 +918,10 @@ def main(argv=None):
                              "training rows, 1,500 reviews, 50 trees / 50 boosting rounds")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help="optional columns, comma-separated, of "
+                             f"{','.join(ALL_PARTS)} (default {','.join(PARTS)}; "
+                             "'ensemble' fits KFoldEnsemble(<README pipeline>), 5 networks)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
@@ -890,6 +929,10 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown data sets {unknown}; choose from {list(PROBLEMS)}")
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [0]
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    if set(parts) - set(ALL_PARTS):
+        parser.error(f"unknown --parts {sorted(set(parts) - set(ALL_PARTS))}; choose from "
+                     f"{list(ALL_PARTS)}")
     candidates = SEARCH[:2] if args.quick else SEARCH
     root = Path(args.data)
     print(f"# bench_quality: data {root}; seeds {seeds}; quick={args.quick}; torch "
@@ -909,7 +952,7 @@ def main(argv=None):
             if args.quick:
                 prob.splits = prob.splits[:1]
             try:
-                res = run_problem(prob, seeds, candidates, args.quick)
+                res = run_problem(prob, seeds, candidates, args.quick, parts)
             except Exception as exc:  # noqa: BLE001 - one data set must not stop the run
                 print(f"\n## {prob.name}: ERR {type(exc).__name__}: {exc}", flush=True)
                 continue

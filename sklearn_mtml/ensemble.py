@@ -231,7 +231,7 @@ class KFoldEnsemble(MetaEstimatorMixin, BaseEstimator):
         check_is_fitted(self, "estimators_")
         outputs = []
         for member in self.estimators_:
-            Xt = member[:-1].transform(X) if isinstance(member, Pipeline) else X
+            Xt = member[:-1].transform(X) if isinstance(member, Pipeline) and len(member) > 1 else X
             outputs.append(_final_net(member).forward_outputs(Xt))
         return outputs
 

@@ -129,6 +129,8 @@ def test_pipeline_members_dict_blocks_and_sample_weight():
     assert pipe.predict(X).shape == (90,)
     assert pipe.n_features_in_ == 3
     assert isinstance(pipe.estimators_[0][-1].train_split, FoldSplit)
+    alone = KFoldEnsemble(make_pipeline(_net()), cv=3, random_state=0).fit(X, y)
+    assert alone.predict(X).shape == (90,)  # a pipeline of the network alone
     with pytest.raises(ValueError, match="sample_weight"):
         pipe.fit(X, y, sample_weight=np.ones(5))  # routed to the network, which rejects it
     blocks = {"a": X[:, :2].astype(np.float32), "b": X[:, 2:].astype(np.float32)}
