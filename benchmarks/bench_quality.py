@@ -775,7 +775,10 @@ def summarise(prob, kinds, acc, multi, n_folds):
                     "late_lr": pooled(kinds[t], [lf.get(t, {}).get(c) for lf in acc["late"]],
                                       n_folds),
                     "concat_lr": pooled(kinds[t], [cm.get(t, {}).get(c) for cm in acc["concat"]],
-                                        n_folds)}
+                                        n_folds),
+                    "ensemble": seed_mean(kinds[t], acc["ensemble"],
+                                          lambda e, c=c, t=t: e[c].get(t), n_folds)
+                    if acc["ensemble"] else None}
                 for c in conds}
             for t in prob.scored}
     return out
@@ -826,12 +829,13 @@ def print_problem(res):
     if "missing" in res:
         print(f"\n#### {res['dataset']}: modalities missing at predict time (accuracy)\n")
         print("| task | test condition | README default (fused) | LateFusion LogReg | "
-              "concat LogReg (absent = 0) |")
-        print("|---|---|---:|---:|---:|")
+              "concat LogReg (absent = 0) | k-fold ensemble |")
+        print("|---|---|---:|---:|---:|---:|")
         for t, conds in res["missing"].items():
             for c, v in conds.items():
+                ens = "—" if v["ensemble"] is None else f3(v["ensemble"])
                 print(f"| {t} | {c} | {f3(v['default'])} | {f3(v['late_lr'])} | "
-                      f"{f3(v['concat_lr'])} |")
+                      f"{f3(v['concat_lr'])} | {ens} |")
     for e in res["errors"]:
         print(f"- ERR {e}")
 
