@@ -216,6 +216,8 @@ class KFoldEnsemble(MetaEstimatorMixin, BaseEstimator):
             for valid, seed in zip(splits, seeds)
         )
         self.validation_indices_ = splits
+        for stale in ("classes_", "n_features_in_", "feature_names_in_"):  # from a former fit
+            self.__dict__.pop(stale, None)
         first = self.estimators_[0]
         net = _final_net(first)
         self.task_names_ = list(net.task_names_)
