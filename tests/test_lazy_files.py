@@ -182,3 +182,17 @@ def test_model_selection_splits_file_blocks(files):
     X, Y = _blocks(files), files["Y"][:, 0]
     scores = cross_val_score(_net(max_epochs=1, streaming=True), X, Y, cv=KFold(2))
     assert scores.shape == (2,) and np.isfinite(scores).all()
+
+
+def test_kfold_ensemble_streams_file_blocks(files):
+    """Each member of a KFoldEnsemble reads the files batch by batch and stops on its fold."""
+    from sklearn_mtml import KFoldEnsemble
+
+    X = _blocks(files)
+    model = KFoldEnsemble(_net(streaming=True), cv=2, random_state=0).fit(X, files["Y"])
+    assert all(member.streamed_ for member in model.estimators_)
+    assert sorted(np.concatenate(model.validation_indices_).tolist()) == list(range(N))
+    pred = model.predict(X)
+    assert pred.shape == (N, 2)
+    members = np.mean([m.predict(X)[:, 1] for m in model.estimators_], axis=0)
+    np.testing.assert_allclose(pred[:, 1], members, rtol=1e-6)
