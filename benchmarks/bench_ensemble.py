@@ -10,6 +10,7 @@ Usage::
 
     python benchmarks/bench_ensemble.py                                  # small sets, seeds 0-1
     python benchmarks/bench_ensemble.py --datasets reviews,enb --seeds 0 --cv 3
+    python benchmarks/bench_ensemble.py --datasets jura --n-jobs 2      # members in parallel
 
 Per data set it prints the mean validation score of every task (accuracy or R²) over outer
 folds and seeds, for the single network and the ensemble, the difference, and the fit times.
@@ -47,13 +48,13 @@ def scores(prob, model, X_val, y_val) -> list[float]:
             for i, t in enumerate(prob.tasks)]
 
 
-def run(prob, seeds, cv) -> None:
+def run(prob, seeds, cv, n_jobs=None) -> None:
     results: dict[str, list] = {"one network": [], f"KFoldEnsemble(cv={cv})": []}
     seconds = dict.fromkeys(results, 0.0)
     builds = {
         "one network": lambda s: bq.make_lib(prob, s),
         f"KFoldEnsemble(cv={cv})": lambda s: make_pipeline(
-            KFoldEnsemble(bq.make_lib(prob, s), cv=cv, random_state=s)),
+            KFoldEnsemble(bq.make_lib(prob, s), cv=cv, random_state=s, n_jobs=n_jobs)),
     }
     for label, build in builds.items():
         t0 = time.perf_counter()
@@ -81,6 +82,8 @@ def main(argv=None) -> None:
     parser.add_argument("--datasets", default=",".join(SMALL))
     parser.add_argument("--seeds", default="0,1", help="network seeds (default 0,1)")
     parser.add_argument("--cv", type=int, default=5, help="folds of the ensemble (default 5)")
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="KFoldEnsemble's n_jobs: members fitted in parallel processes")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -89,7 +92,7 @@ def main(argv=None) -> None:
         for prob in bq.PROBLEMS[name](Path(args.data), False):
             if prob.name == "fsdd-take":
                 continue  # its inner splits are those of fsdd-loso's training speakers
-            run(prob, seeds, args.cv)
+            run(prob, seeds, args.cv, args.n_jobs)
 
 
 if __name__ == "__main__":
