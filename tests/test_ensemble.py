@@ -22,7 +22,7 @@ from sklearn_mtml.ensemble import FoldSplit
 
 
 def _net(**params):
-    return MultiTaskNet(max_epochs=15, **params)
+    return MultiTaskNet(**{"max_epochs": 15, **params})
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +169,16 @@ def test_bad_inputs_fail_clearly():
     y_one[0] = 1.0
     with pytest.raises(ValueError, match="no labelled row"):  # the member without it says so
         KFoldEnsemble(_net(tasks=["regression"]), cv=5, random_state=0).fit(X, y_one)
+
+
+def test_a_class_in_one_fold_only_is_known_to_every_member():
+    """Members learn the classes from all rows given to fit, so their probabilities align."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3)).astype(np.float32)
+    y = np.array(["a", "b"] * 30, dtype=object)
+    y[5] = "rare"  # in one member's validation fold only
+    model = KFoldEnsemble(_net(max_epochs=3), cv=3, random_state=0).fit(X, y)
+    for member in model.estimators_:
+        np.testing.assert_array_equal(member.classes_, ["a", "b", "rare"])
+    assert model.predict_proba(X[:4]).shape == (4, 3)
+    np.testing.assert_allclose(model.predict_proba(X[:4]).sum(1), 1.0, rtol=1e-6)
