@@ -11,6 +11,7 @@ Usage::
     python benchmarks/bench_ensemble.py                                  # small sets, seeds 0-1
     python benchmarks/bench_ensemble.py --datasets reviews,enb --seeds 0 --cv 3
     python benchmarks/bench_ensemble.py --datasets jura --n-jobs 2      # members in parallel
+    python benchmarks/bench_ensemble.py --datasets reviews --reviews-rows 16000 --seeds 0
 
 Per data set it prints the mean validation score of every task (accuracy or R²) over outer
 folds and seeds, for the single network and the ensemble, the difference, and the fit times.
@@ -82,11 +83,15 @@ def main(argv=None) -> None:
     parser.add_argument("--datasets", default=",".join(SMALL))
     parser.add_argument("--seeds", default="0,1", help="network seeds (default 0,1)")
     parser.add_argument("--cv", type=int, default=5, help="folds of the ensemble (default 5)")
+    parser.add_argument("--reviews-rows", type=int, default=bq.REVIEWS_ROWS,
+                        help=f"rows drawn from the reviews (default {bq.REVIEWS_ROWS}, "
+                             "as bench_quality.py)")
     parser.add_argument("--n-jobs", type=int, default=None,
                         help="KFoldEnsemble's n_jobs: members fitted in parallel processes")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
+    bq.REVIEWS_ROWS = args.reviews_rows
     print(f"# bench_ensemble: seeds {seeds}; cv={args.cv}; torch {torch.__version__}, 1 thread")
     for name in args.datasets.split(","):
         for prob in bq.PROBLEMS[name](Path(args.data), False):
