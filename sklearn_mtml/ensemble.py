@@ -16,7 +16,6 @@ a few hundred rows. The cost is ``cv`` fits.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from numbers import Integral
 from typing import Any
@@ -31,8 +30,8 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
 from ._compat import HasMethods, Interval, _num_samples
-from .estimators import MultiTaskNet
-from .tasks import _ClassificationTask
+from .estimators import MeanTaskScoreMixin, MultiTaskNet
+from .tasks import Task, _ClassificationTask
 
 __all__ = ["KFoldEnsemble"]
 
@@ -86,7 +85,7 @@ def _fit_member(estimator: Any, X: Any, y: Any, valid: np.ndarray, seed: int,
     return member.fit(X, y, **fit_params)
 
 
-class KFoldEnsemble(MetaEstimatorMixin, BaseEstimator):
+class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
     """Cross-fitted ensemble of multi-task networks, one per fold, each stopped on its fold.
 
     Splits the training rows with ``cv``; for each split, a clone of ``estimator`` trains on
@@ -170,9 +169,7 @@ class KFoldEnsemble(MetaEstimatorMixin, BaseEstimator):
         return MultiTaskNet() if self.estimator is None else self.estimator
 
     def __sklearn_tags__(self):  # noqa: D105
-        tags = copy.deepcopy(get_tags(self._template()))
-        tags.input_tags.pairwise = False
-        return tags
+        return get_tags(self._template())  # a fresh Tags object: the network's
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None, groups: Any = None,
@@ -228,6 +225,11 @@ class KFoldEnsemble(MetaEstimatorMixin, BaseEstimator):
                 setattr(self, name, getattr(first, name))
         return self
 
+    def _net(self) -> MultiTaskNet:
+        """The first member's network: tasks, classes and output layout of every member."""
+        check_is_fitted(self, "estimators_")
+        return _final_net(self.estimators_[0])
+
     def _member_outputs(self, X: Any) -> list[list[np.ndarray]]:
         """Each member's raw head outputs (one array per task) on ``X``."""
         check_is_fitted(self, "estimators_")
@@ -237,14 +239,14 @@ class KFoldEnsemble(MetaEstimatorMixin, BaseEstimator):
             outputs.append(_final_net(member).forward_outputs(Xt))
         return outputs
 
-    def _average(self, X: Any) -> list[np.ndarray]:
-        """Per task: the mean class probabilities (classification) or values (regression)."""
+    def _average(self, X: Any) -> list[tuple[Task, np.ndarray]]:
+        """``(task, average)`` per task: the members' mean probabilities or values."""
         outputs = self._member_outputs(X)
-        tasks = _final_net(self.estimators_[0]).tasks_
-        averaged = []
-        for i, task in enumerate(tasks.values()):
+        averaged: list[tuple[Task, np.ndarray]] = []
+        for i, task in enumerate(self._net().tasks_.values()):
             if isinstance(task, _ClassificationTask):
-                averaged.append(np.mean([task.predict_proba(out[i]) for out in outputs], axis=0))
+                averaged.append((task, np.mean([task.predict_proba(out[i]) for out in outputs],
+                                               axis=0)))
                 continue
             values = [task.decode(out[i]) for out in outputs]
             if not all(v.dtype.kind in "biuf" for v in values):
@@ -252,7 +254,7 @@ class KFoldEnsemble(MetaEstimatorMixin, BaseEstimator):
                     f"KFoldEnsemble averages numeric predictions, but task {task.name!r} "
                     f"({task.kind}) predicts {values[0].dtype}."
                 )
-            averaged.append(np.mean(values, axis=0))
+            averaged.append((task, np.mean(values, axis=0)))
         return averaged
 
     def predict(self, X: Any) -> np.ndarray:
@@ -269,16 +271,14 @@ class KFoldEnsemble(MetaEstimatorMixin, BaseEstimator):
             As :meth:`MultiTaskNet.predict`: the most probable class of the averaged
             probabilities, the averaged value of a regression task.
         """
-        averaged = self._average(X)
-        net = _final_net(self.estimators_[0])
         cols = [task.classes_[np.argmax(avg, axis=1)] if isinstance(task, _ClassificationTask)
-                else avg for task, avg in zip(net.tasks_.values(), averaged)]
-        return net._stack_predictions(cols)
+                else avg for task, avg in self._average(X)]
+        return self._net()._stack_predictions(cols)
 
     def _has_classification_task(self) -> bool:
         if not hasattr(self, "estimators_"):
             return True  # let predict_proba raise NotFittedError
-        return any(t.is_classification for t in _final_net(self.estimators_[0]).tasks_.values())
+        return any(t.is_classification for t in self._net().tasks_.values())
 
     @available_if(_has_classification_task)
     def predict_proba(self, X: Any) -> list[np.ndarray] | np.ndarray:
@@ -295,11 +295,8 @@ class KFoldEnsemble(MetaEstimatorMixin, BaseEstimator):
             One ``(n_samples, n_classes)`` array per classification task, in task order,
             columns ordered as ``classes_``.
         """
-        averaged = self._average(X)
-        net = _final_net(self.estimators_[0])
-        probas = [avg for task, avg in zip(net.tasks_.values(), averaged)
-                  if task.is_classification]
-        return probas[0] if net._y_1d else probas
+        probas = [avg for task, avg in self._average(X) if task.is_classification]
+        return probas[0] if self._net()._y_1d else probas
 
     def score_tasks(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
         """Score each task: accuracy for classification, R² for regression.
@@ -318,27 +315,7 @@ class KFoldEnsemble(MetaEstimatorMixin, BaseEstimator):
         scores : dict of str to float
             Task name → score.
         """
-        pred = self.predict(X)
-        return _final_net(self.estimators_[0])._score_predictions(pred, y, sample_weight)
-
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Mean over tasks of :meth:`score_tasks` (what ``GridSearchCV`` maximises).
-
-        Parameters
-        ----------
-        X : array-like, DataFrame, dict of arrays or ModalityBlocks
-            Input.
-        y : array-like or DataFrame
-            True targets.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the rows in every task's score.
-
-        Returns
-        -------
-        score : float
-        """
-        scores = np.array(list(self.score_tasks(X, y, sample_weight).values()), dtype=float)
-        return float(np.nanmean(scores))
+        return self._net()._score_predictions(self.predict(X), y, sample_weight)
 
 
 def _num_rows(X: Any) -> int:

@@ -159,7 +159,35 @@ def _check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
     return w
 
 
-class MultiTaskNet(NeuralNet):
+class MeanTaskScoreMixin:
+    """``score``: the mean of ``score_tasks``, for estimators that score each task.
+
+    Accuracy (classification) and R² (regression) both lie in (-inf, 1], higher is better,
+    so their mean is what ``GridSearchCV`` maximises by default.
+    """
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean over tasks of the per-task scores of :meth:`score_tasks`.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, dict of arrays or ModalityBlocks
+            Input.
+        y : array-like or DataFrame
+            True targets, one column per task.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in every task's score.
+
+        Returns
+        -------
+        score : float
+            The mean over the tasks that have a labelled row in ``y``.
+        """
+        tasks = cast(Any, self).score_tasks(X, y, sample_weight)
+        return float(np.nanmean(np.array(list(tasks.values()), dtype=float)))
+
+
+class MultiTaskNet(MeanTaskScoreMixin, NeuralNet):
     """Multi-task (and multi-modal) neural network with a scikit-learn interface.
 
     One model learns several targets at once: binary, multi-class and regression tasks, in any
@@ -2000,25 +2028,3 @@ ModalityBlocks or FileBlocks
                 continue
             scores[name] = task.score(cols[i], pred[:, i], sample_weight=weights)
         return scores
-
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Mean over tasks of the per-task scores of :meth:`score_tasks`.
-
-        Accuracy (classification) and R² (regression) both lie in (-inf, 1], higher is
-        better, so their mean is what ``GridSearchCV`` maximises by default.
-
-        Parameters
-        ----------
-        X : array-like, dict of arrays or ModalityBlocks
-            Input.
-        y : array-like or DataFrame
-            True targets.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the rows in every task's score.
-
-        Returns
-        -------
-        score : float
-        """
-        scores = np.array(list(self.score_tasks(X, y, sample_weight).values()), dtype=float)
-        return float(np.nanmean(scores))

@@ -182,3 +182,11 @@ def test_a_class_in_one_fold_only_is_known_to_every_member():
         np.testing.assert_array_equal(member.classes_, ["a", "b", "rare"])
     assert model.predict_proba(X[:4]).shape == (4, 3)
     np.testing.assert_allclose(model.predict_proba(X[:4]).sum(1), 1.0, rtol=1e-6)
+
+
+def test_parallel_members_give_the_same_ensemble():
+    """``n_jobs`` only changes where members train: the docs' claim of the same ensemble."""
+    X, y = load_diabetes(return_X_y=True)
+    one = KFoldEnsemble(_net(tasks=["regression"]), cv=3, random_state=0).fit(X, y)
+    two = KFoldEnsemble(_net(tasks=["regression"]), cv=3, random_state=0, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(one.predict(X), two.predict(X))
