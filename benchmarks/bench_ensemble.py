@@ -12,6 +12,7 @@ Usage::
     python benchmarks/bench_ensemble.py --datasets reviews,enb --seeds 0 --cv 3
     python benchmarks/bench_ensemble.py --datasets jura --n-jobs 2      # members in parallel
     python benchmarks/bench_ensemble.py --datasets reviews --reviews-rows 16000 --seeds 0
+    python benchmarks/bench_ensemble.py --blend forest,linear           # + blended ensembles
 
 Per data set it prints the mean validation score of every task (accuracy or R²) over outer
 folds and seeds, for the single network and the ensemble, the difference, and the fit times.
@@ -49,18 +50,26 @@ def scores(prob, model, X_val, y_val) -> list[float]:
             for i, t in enumerate(prob.tasks)]
 
 
-def run(prob, seeds, cv, n_jobs=None) -> None:
-    results: dict[str, list] = {"one network": [], f"KFoldEnsemble(cv={cv})": []}
-    seconds = dict.fromkeys(results, 0.0)
+def run(prob, seeds, cv, n_jobs=None, blends=()) -> None:
+    ensemble = f"KFoldEnsemble(cv={cv})"
     builds = {
         "one network": lambda s: bq.make_lib(prob, s),
-        f"KFoldEnsemble(cv={cv})": lambda s: make_pipeline(
+        ensemble: lambda s: make_pipeline(
             KFoldEnsemble(bq.make_lib(prob, s), cv=cv, random_state=s, n_jobs=n_jobs)),
     }
+    for blend in blends:
+        builds[f"blend={blend!r}"] = lambda s, blend=blend: make_pipeline(KFoldEnsemble(
+            bq.make_lib(prob, s), cv=cv, random_state=s, n_jobs=n_jobs,
+            blend=bq.blend_for(prob, blend)))
+    results: dict[str, list] = {label: [] for label in builds}
+    shares: dict[str, list] = {label: [] for label in builds}
+    seconds = dict.fromkeys(results, 0.0)
     for label, build in builds.items():
         t0 = time.perf_counter()
         for _, _, model, X_val, y_val in bq.inner_validation_fits(prob, seeds, build):
             results[label].append(scores(prob, model, X_val, y_val))
+            if hasattr(model[-1], "blend_weights_"):
+                shares[label].append([model[-1].blend_weights_[t] for t in prob.tasks])
         seconds[label] = time.perf_counter() - t0
     print(f"\n### {prob.name} ({len(prob.splits)} outer fold(s) x {len(seeds)} seed(s))\n")
     print("| model | " + " | ".join(prob.tasks) + " | mean | fit s |")
@@ -71,9 +80,16 @@ def run(prob, seeds, cv, n_jobs=None) -> None:
         means[label] = m
         print(f"| {label} | " + " | ".join(f"{v:.3f}" for v in m)
               + f" | {np.mean(m):.3f} | {seconds[label]:.0f} |")
-    (one, ens), (t_one, t_ens) = means.values(), seconds.values()
-    print("| ensemble − one | " + " | ".join(f"{v:+.3f}" for v in ens - one)
-          + f" | {np.mean(ens - one):+.3f} | ×{t_ens / max(t_one, 1e-9):.1f} |", flush=True)
+    one, t_one = means["one network"], max(seconds["one network"], 1e-9)
+    for label in list(builds)[1:]:
+        gain = means[label] - one
+        print(f"| {label} − one | " + " | ".join(f"{v:+.3f}" for v in gain)
+              + f" | {np.mean(gain):+.3f} | ×{seconds[label] / t_one:.1f} |")
+    for label, rows in shares.items():
+        if rows:
+            print(f"| networks' share, {label} | " + " | ".join(
+                f"{v:.2f}" for v in np.mean(rows, axis=0)) + " | | |")
+    sys.stdout.flush()
 
 
 def main(argv=None) -> None:
@@ -88,6 +104,9 @@ def main(argv=None) -> None:
                              "as bench_quality.py)")
     parser.add_argument("--n-jobs", type=int, default=None,
                         help="KFoldEnsemble's n_jobs: members fitted in parallel processes")
+    parser.add_argument("--blend", default="",
+                        help="comma-separated KFoldEnsemble blends to add (forest, boosting, "
+                             "linear); on the reviews, bench_quality.blend_for's pipelines")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -97,7 +116,8 @@ def main(argv=None) -> None:
         for prob in bq.PROBLEMS[name](Path(args.data), False):
             if prob.name == "fsdd-take":
                 continue  # its inner splits are those of fsdd-loso's training speakers
-            run(prob, seeds, args.cv, args.n_jobs)
+            run(prob, seeds, args.cv, args.n_jobs,
+                [b for b in args.blend.split(",") if b])
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn import datasets as skdata
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.decomposition import TruncatedSVD
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -431,6 +431,49 @@ def metric(kind, y_true, y_pred) -> float:
     if kind == "regression":
         return float(r2_score(y_true.astype(float), y_pred.astype(float)))
     return float(np.mean(y_true.astype(str) == y_pred.astype(str)))
+
+
+class BaselineFeatures(TransformerMixin, BaseEstimator):
+    """A problem's baseline features (``Problem.base_features``) as a transformer.
+
+    Fitted on the rows it is fitted on (TF-IDF, SVD, one-hot, scaler), it turns any rows into
+    the ``family`` ("linear" or "tree") matrix the baselines read: what a blended model of
+    ``KFoldEnsemble`` needs where ``X`` is text, images or blocks.
+    """
+
+    def __init__(self, base_features=None, family="tree"):
+        self.base_features = base_features
+        self.family = family
+
+    def fit(self, X, y=None):
+        self.X_fit_ = X
+        return self
+
+    def transform(self, X):
+        return self.base_features(self.X_fit_, X)[self.family][1]
+
+
+def blend_for(prob: Problem, name: str):
+    """``KFoldEnsemble``'s ``blend`` for ``prob``: the shortcut ``name`` on a numeric ``X``,
+    else one pipeline per task on the baselines' features (the trees' for ``"forest"`` and
+    ``"boosting"``, the linear model's for ``"linear"``)."""
+    if isinstance(prob.X, np.ndarray):
+        return name
+    models = {
+        "forest": (RandomForestClassifier, RandomForestRegressor),
+        "boosting": (HistGradientBoostingClassifier, HistGradientBoostingRegressor),
+    }
+    blend = {}
+    for task in prob.tasks:
+        classify = kind_of(prob.Y[task]) == "classification"
+        if name == "linear":
+            model = (LogisticRegression(max_iter=2000) if classify
+                     else RidgeCV(alphas=np.logspace(-3, 3, 13)))
+        else:
+            model = models[name][0 if classify else 1](random_state=0)
+        family = "linear" if name == "linear" else "tree"
+        blend[task] = make_pipeline(BaselineFeatures(prob.base_features, family), model)
+    return blend
 
 
 def as_target(Y: pd.DataFrame):

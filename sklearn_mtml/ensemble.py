@@ -12,6 +12,12 @@ noisy (30 validation rows choose the epoch of a 300-row data set); the ensemble'
 stop on a different fold and their errors average out. And the average of several networks
 has less variance than any of them, which is what separates a network from a random forest on
 a few hundred rows. The cost is ``cv`` fits.
+
+``blend`` mixes a scikit-learn model into the average, task by task: it is fitted on the same
+folds, and each task's share of it is the one that minimises the loss of the out-of-fold
+predictions (log-loss for classification, squared error for regression). A task where the
+forest (or the linear model) predicts better than the networks leans on it; a task where it
+does not keeps the networks. The share is chosen on rows that no member trained on.
 """
 
 from __future__ import annotations
@@ -21,17 +27,26 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import KFold, check_cv
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
-from ._compat import HasMethods, Interval, _num_samples
+from ._compat import HasMethods, Interval, StrOptions, _num_samples, _safe_indexing
 from .estimators import MeanTaskScoreMixin, MultiTaskNet
-from .tasks import Task, _ClassificationTask
+from .tasks import Task, _ClassificationTask, is_missing
 
 __all__ = ["KFoldEnsemble"]
 
@@ -85,6 +100,123 @@ def _fit_member(estimator: Any, X: Any, y: Any, valid: np.ndarray, seed: int,
     return member.fit(X, y, **fit_params)
 
 
+#: The ``blend`` shortcuts: the scikit-learn model a user would try first, per kind of task.
+BLEND_SHORTCUTS = ("forest", "boosting", "linear")
+#: The network's shares tried when choosing a task's blend (0: the blended model alone).
+_SHARES = np.linspace(0.0, 1.0, 21)
+
+
+def _shortcut_model(name: str, classification: bool, seed: int, sparse: bool) -> Any:
+    """The model a ``blend`` shortcut names, for a classification or a regression task.
+
+    A sparse ``X`` is scaled without centring (which would densify it).
+    """
+    if name == "forest":
+        return (RandomForestClassifier if classification else RandomForestRegressor)(
+            random_state=seed)
+    if name == "boosting":
+        return (HistGradientBoostingClassifier if classification
+                else HistGradientBoostingRegressor)(random_state=seed)
+    final = (LogisticRegression(max_iter=1000) if classification
+             else RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    return make_pipeline(StandardScaler(with_mean=not sparse), final)
+
+
+def _check_numeric_X(X: Any, shortcut: str) -> None:
+    """A shortcut's model reads a numeric 2-D ``X``; say so before any fit if it is not one."""
+    if sp.issparse(X):
+        return
+    try:
+        values = np.asarray(X)
+        if values.dtype.kind not in "biufc":  # complex: left to the models to reject
+            values = values.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"blend={shortcut!r} fits a scikit-learn model on X itself, which needs a numeric "
+            f"2-D X, but X ({type(X).__name__}) does not convert to numbers ({exc}). Pass a "
+            "scikit-learn estimator with its own feature steps instead, e.g. "
+            "blend=make_pipeline(ModalityFusion(..., output='concat'), "
+            "RandomForestClassifier()), or a dict of them per task."
+        ) from exc
+    if values.ndim != 2:
+        raise ValueError(f"blend={shortcut!r} needs a 2-D X; got {values.ndim} "
+                         "dimension(s).")
+
+
+def _take_rows(X: Any, rows: np.ndarray) -> Any:
+    """Rows ``rows`` of any input :class:`MultiTaskNet` or a pipeline takes."""
+    if sp.issparse(X):  # first: a DOK matrix is also a dict
+        return X.tocsr()[rows]  # COO, DIA, ... do not index rows
+    if isinstance(X, Mapping):
+        return {k: _safe_indexing(v, rows) for k, v in X.items()}
+    if not (hasattr(X, "shape") or isinstance(X, list)):  # an array-like: __array__ only
+        X = np.asarray(X)
+    return _safe_indexing(X, rows)
+
+
+def _member_output(member: Any, X: Any) -> list[np.ndarray]:
+    """A member's raw head outputs (one array per task) on ``X``, through its feature steps."""
+    Xt = member[:-1].transform(X) if isinstance(member, Pipeline) and len(member) > 1 else X
+    return _final_net(member).forward_outputs(Xt)
+
+
+def _task_prediction(task: Task, output: np.ndarray) -> np.ndarray:
+    """What the ensemble averages for a task: class probabilities, or decoded values."""
+    if isinstance(task, _ClassificationTask):
+        return task.predict_proba(output)
+    values = task.decode(output)
+    if values.dtype.kind not in "biuf":
+        raise TypeError(
+            f"KFoldEnsemble averages numeric predictions, but task {task.name!r} "
+            f"({task.kind}) predicts {values.dtype}."
+        )
+    return values.astype(np.float64)
+
+
+def _model_prediction(task: Task, model: Any, X: Any) -> np.ndarray:
+    """A blended model's prediction in the ensemble's terms (probabilities over all classes)."""
+    if not isinstance(task, _ClassificationTask):
+        return np.asarray(model.predict(X), dtype=np.float64).ravel()
+    proba = np.zeros((_num_rows(X), task.classes_.size))
+    proba[:, np.asarray(model.classes_, dtype=np.intp)] = model.predict_proba(X)
+    return proba
+
+
+def _loss(task: Task, target: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+          ) -> float:
+    """Log-loss of probabilities (targets: class codes) or squared error of values."""
+    if isinstance(task, _ClassificationTask):
+        p = np.clip(pred[np.arange(len(target)), target.astype(np.intp)], 1e-15, 1.0)
+        return float(np.average(-np.log(p), weights=weight))
+    return float(np.average((pred - target) ** 2, weights=weight))
+
+
+def _score(task: Task, y_true: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+           ) -> float:
+    """Accuracy of averaged probabilities or R² of averaged values."""
+    if isinstance(task, _ClassificationTask):
+        pred = task.classes_[np.argmax(pred, axis=1)]
+    return task.score(y_true, pred, sample_weight=weight)
+
+
+def _fit_model(model: Any, X: Any, target: np.ndarray, rows: np.ndarray,
+               weight: np.ndarray | None, where: str) -> Any:
+    """Fit a clone of a blended model on ``rows``; a failure says which task and fold."""
+    model = clone(model)
+    params = {}
+    if weight is not None:
+        key = f"{model.steps[-1][0]}__sample_weight" if isinstance(model, Pipeline) else \
+            "sample_weight"
+        params[key] = weight[rows]
+    try:
+        return model.fit(_take_rows(X, rows), target[rows], **params)
+    except Exception as exc:
+        if hasattr(exc, "add_note"):  # Python 3.11+
+            exc.add_note(f"KFoldEnsemble: while fitting the blended {type(model).__name__} "
+                         f"{where}.")
+        raise
+
+
 class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
     """Cross-fitted ensemble of multi-task networks, one per fold, each stopped on its fold.
 
@@ -108,8 +240,28 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
     n_jobs : int, default=None
         Members fitted in parallel (joblib); ``None`` is 1.
     random_state : int, RandomState instance or None, default=None
-        Seeds the folds of an int ``cv`` and each member's network (member ``i`` gets the
-        ``i``-th draw). An int gives the same ensemble on every fit.
+        Seeds the folds of an int ``cv``, each member's network (member ``i`` gets the
+        ``i``-th draw) and the models of a ``blend`` shortcut. An int gives the same
+        ensemble on every fit.
+    blend : {"forest", "boosting", "linear"}, estimator, dict or None, default=None
+        A scikit-learn model mixed into each task's average, with a share chosen from the
+        out-of-fold predictions. For every task it is fitted on each split's training rows
+        and predicts that split's validation rows, as the members do; the network's share
+        ``w`` in ``0, 0.05, ..., 1`` that minimises the loss of ``w * networks + (1 - w) *
+        model`` on those rows (log-loss of the probabilities, squared error of the values,
+        weighted by ``sample_weight``) is kept, and the model is refitted on all the
+        labelled rows. ``None``: the networks alone.
+
+        - ``"forest"``: ``RandomForestClassifier`` / ``RandomForestRegressor``;
+          ``"boosting"``: ``HistGradientBoostingClassifier`` / ``...Regressor``;
+          ``"linear"``: ``StandardScaler`` + ``LogisticRegression`` / ``RidgeCV`` (alphas
+          ``1e-3 ... 1e3``). All read ``X`` itself, which must then be a numeric 2-D array
+          or DataFrame.
+        - An estimator (e.g. a pipeline with its own feature steps): cloned for every task;
+          it gets the ``X`` given to :meth:`fit`, and the task's labels (class indices into
+          ``classes_`` for a classification task, which needs ``predict_proba``; numbers for
+          a regression task, which needs a regressor).
+        - A dict: task name → any of the above, or ``None`` for a task not blended.
 
     Attributes
     ----------
@@ -125,6 +277,16 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         Number of input columns (when ``X`` is a 2-D array).
     feature_names_in_ : ndarray of str
         Input column names (when ``X`` is a DataFrame with string column names).
+    blend_estimators_ : dict of str to estimator
+        With ``blend``: the blended model of each blended task, fitted on all its labelled
+        rows.
+    blend_weights_ : dict of str to float
+        With ``blend``: the networks' share ``w`` of each blended task (1: the networks
+        alone, 0: the model alone).
+    oof_scores_ : dict of str to dict of str to float
+        With ``blend``: for each blended task, the accuracy or R² of the out-of-fold
+        predictions of ``"networks"``, ``"model"`` and ``"blend"`` (the chosen mix). The
+        share was chosen on these rows, so ``"blend"`` is an optimistic estimate.
 
     See Also
     --------
@@ -136,7 +298,8 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
     -----
     Every member must see a label of every task among its training rows; a task labelled in
     a handful of rows may need fewer folds. The members' validation rows are not a test set:
-    they chose each member's epoch.
+    they chose each member's epoch (which slightly favours the networks when ``blend``
+    chooses its shares on the same rows).
 
     Examples
     --------
@@ -149,6 +312,10 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
     ...                       random_state=0).fit(X, Y)
     >>> model.predict(X[:2]).shape
     (2, 2)
+    >>> blended = KFoldEnsemble(MultiTaskNet(tasks=["binary", "regression"]), cv=3,
+    ...                         blend="linear", random_state=0).fit(X, Y)
+    >>> sorted(blended.blend_weights_)
+    ['task_0', 'task_1']
     """
 
     _parameter_constraints: dict = {
@@ -156,14 +323,17 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         "cv": [Interval(Integral, 2, None, closed="left"), "cv_object"],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
+        "blend": [None, StrOptions(set(BLEND_SHORTCUTS)), HasMethods(["fit", "predict"]),
+                  dict],
     }
 
     def __init__(self, estimator: Any = None, *, cv: Any = 5, n_jobs: int | None = None,
-                 random_state: Any = None):
+                 random_state: Any = None, blend: Any = None):
         self.estimator = estimator
         self.cv = cv
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.blend = blend
 
     def _template(self) -> Any:
         return MultiTaskNet() if self.estimator is None else self.estimator
@@ -183,7 +353,8 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_tasks), or DataFrame
             Targets; ``NaN``/``None`` marks a missing label.
         sample_weight : array-like of shape (n_samples,), default=None
-            Row weights, passed to every member's network.
+            Row weights, passed to every member's network, to the blended models and to
+            the loss that chooses their shares.
         groups : array-like of shape (n_samples,), default=None
             Group labels for a group-aware ``cv`` splitter (``GroupKFold``): members then
             stop on groups they did not train on.
@@ -195,7 +366,8 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         self : KFoldEnsemble
         """
         template = self._template()
-        _final_net(template)  # a clear error before any fit
+        names = _final_net(template)._validate_targets(y)[0]  # a clear error before any fit
+        blend = self._blend_spec(names, X)
         n = _num_rows(X)
         cv = self.cv
         rng = check_random_state(self.random_state)
@@ -206,6 +378,7 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
             cv, y_split = check_cv(cv), y
         splits = [np.asarray(valid) for _, valid in cv.split(np.zeros((n, 1)), y_split, groups)]
         seeds = rng.randint(np.iinfo(np.int32).max, size=len(splits))
+        blend_seed = int(rng.randint(np.iinfo(np.int32).max))  # after the members' draws
         if sample_weight is not None:
             fit_params = {**fit_params, f"{_param_prefix(template)}sample_weight": sample_weight}
         self.estimators_ = Parallel(n_jobs=self.n_jobs)(
@@ -223,38 +396,143 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         for name in ("n_features_in_", "feature_names_in_"):
             if hasattr(first, name):
                 setattr(self, name, getattr(first, name))
+        models = self._blend_models(blend, self._net().tasks_, blend_seed, sp.issparse(X))
+        self._fit_blend(models, X, y, sample_weight)
         return self
+
+    def _blend_spec(self, names: list[str], X: Any) -> dict[str, Any]:
+        """``blend`` per task name (tasks not blended left out), checked before any fit."""
+        if self.blend is None:
+            return {}
+        if isinstance(self.blend, Mapping):
+            unknown = sorted(set(map(str, self.blend)) - set(names))
+            if unknown:
+                raise ValueError(f"blend names tasks {unknown} that y does not have; the "
+                                 f"tasks are {names}.")
+            chosen = {str(k): v for k, v in self.blend.items() if v is not None}
+        else:
+            chosen = dict.fromkeys(names, self.blend)
+        for name, model in chosen.items():
+            if isinstance(model, str):
+                if model not in BLEND_SHORTCUTS:
+                    raise ValueError(f"blend of task {name!r} is {model!r}; expected one of "
+                                     f"{list(BLEND_SHORTCUTS)}, an estimator or None.")
+                _check_numeric_X(X, model)
+            elif not (hasattr(model, "fit") and hasattr(model, "predict")):
+                raise TypeError(f"blend of task {name!r} must be a scikit-learn estimator, one "
+                                f"of {list(BLEND_SHORTCUTS)} or None; got "
+                                f"{type(model).__name__}.")
+        return chosen
+
+    @staticmethod
+    def _blend_models(spec: dict[str, Any], tasks: Mapping[str, Task], seed: int,
+                      sparse: bool) -> dict[str, Any]:
+        """The unfitted model of each blended task, checked against the task's kind."""
+        models = {}
+        for name, model in spec.items():
+            task = tasks[name]
+            if isinstance(model, str):
+                models[name] = _shortcut_model(model, task.is_classification, seed, sparse)
+            elif task.is_classification and not hasattr(model, "predict_proba"):
+                raise TypeError(f"Task {name!r} is a {task.kind} task: its blended model must "
+                                "have predict_proba (the ensemble averages probabilities); "
+                                f"{type(model).__name__} has none.")
+            elif not task.is_classification and is_classifier(model):
+                raise TypeError(f"Task {name!r} is a regression task, but its blended model "
+                                f"{type(model).__name__} is a classifier; pass a regressor.")
+            else:
+                models[name] = model
+        return models
+
+    def _fit_blend(self, models: dict[str, Any], X: Any, y: Any, sample_weight: Any) -> None:
+        """Fit the blended models per fold and on all rows; choose each task's share."""
+        for stale in ("blend_estimators_", "blend_weights_", "oof_scores_"):
+            self.__dict__.pop(stale, None)
+        net = self._net()
+        if not models:
+            return
+        _, cols, _ = net._validate_targets(y, fitted=True)
+        n = len(cols[0])
+        weight = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+        column = dict(zip(net.task_names_, cols))
+        labelled = {name: ~is_missing(column[name]) for name in models}
+        targets: dict[str, np.ndarray] = {}
+        for name in models:
+            task, lab = net.tasks_[name], labelled[name]
+            if task.is_classification:  # class indices into the task's classes_
+                targets[name] = task.encode(column[name])[0].astype(np.intp)
+            else:
+                values = np.zeros(n)
+                values[lab] = np.asarray(column[name][lab], dtype=np.float64)
+                targets[name] = values
+        folds = self.validation_indices_
+        jobs: list[tuple[str, int | None, np.ndarray]] = [
+            (name, k, np.flatnonzero(labelled[name] & ~np.isin(np.arange(n), valid)))
+            for name in models for k, valid in enumerate(folds)]
+        jobs += [(name, None, np.flatnonzero(labelled[name])) for name in models]
+        fitted = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_model)(models[name], X, targets[name], rows, weight,
+                                f"of task {name!r} on " + ("all rows" if k is None
+                                                           else f"the rows of split {k}"))
+            for name, k, rows in jobs
+        )
+        fold_models: dict[tuple[str, int | None], Any] = {
+            (name, k): m for (name, k, _), m in zip(jobs, fitted)}
+        outputs = [_member_output(m, _take_rows(X, valid))
+                   for m, valid in zip(self.estimators_, folds)]
+        index = {name: i for i, name in enumerate(net.task_names_)}
+        self.blend_estimators_, self.blend_weights_, self.oof_scores_ = {}, {}, {}
+        for name in models:
+            task, lab = net.tasks_[name], labelled[name]
+            shape = ((n, task.classes_.size) if isinstance(task, _ClassificationTask)
+                     else (n,))
+            oof_net, oof_model, count = np.zeros(shape), np.zeros(shape), np.zeros(n)
+            for k, valid in enumerate(folds):
+                keep = lab[valid]
+                rows = valid[keep]
+                if rows.size:
+                    oof_net[rows] += _task_prediction(task, outputs[k][index[name]])[keep]
+                    oof_model[rows] += _model_prediction(task, fold_models[name, k],
+                                                         _take_rows(X, rows))
+                    count[rows] += 1
+            seen = count > 0
+            per_row = count[seen].reshape((-1,) + (1,) * (len(shape) - 1))
+            pn, pm = oof_net[seen] / per_row, oof_model[seen] / per_row
+            target = targets[name][seen]
+            w = None if weight is None else weight[seen]
+            best, share = np.inf, 1.0
+            for s in _SHARES[::-1]:  # from the networks alone: a tie keeps the networks
+                loss = _loss(task, target, s * pn + (1 - s) * pm, w)
+                if loss < best - 1e-12:
+                    best, share = loss, float(s)
+            self.blend_estimators_[name] = fold_models[name, None]
+            self.blend_weights_[name] = share
+            self.oof_scores_[name] = {
+                label: _score(task, column[name][seen], pred, w)
+                for label, pred in (("networks", pn), ("model", pm),
+                                    ("blend", share * pn + (1 - share) * pm))
+            }
 
     def _net(self) -> MultiTaskNet:
         """The first member's network: tasks, classes and output layout of every member."""
         check_is_fitted(self, "estimators_")
         return _final_net(self.estimators_[0])
 
-    def _member_outputs(self, X: Any) -> list[list[np.ndarray]]:
-        """Each member's raw head outputs (one array per task) on ``X``."""
-        check_is_fitted(self, "estimators_")
-        outputs = []
-        for member in self.estimators_:
-            Xt = member[:-1].transform(X) if isinstance(member, Pipeline) and len(member) > 1 else X
-            outputs.append(_final_net(member).forward_outputs(Xt))
-        return outputs
-
     def _average(self, X: Any) -> list[tuple[Task, np.ndarray]]:
-        """``(task, average)`` per task: the members' mean probabilities or values."""
-        outputs = self._member_outputs(X)
+        """``(task, average)`` per task: the members' mean probabilities or values.
+
+        A blended task mixes in its model's prediction with the share chosen at fit.
+        """
+        net = self._net()
+        outputs = [_member_output(member, X) for member in self.estimators_]
+        models = getattr(self, "blend_estimators_", {})
         averaged: list[tuple[Task, np.ndarray]] = []
-        for i, task in enumerate(self._net().tasks_.values()):
-            if isinstance(task, _ClassificationTask):
-                averaged.append((task, np.mean([task.predict_proba(out[i]) for out in outputs],
-                                               axis=0)))
-                continue
-            values = [task.decode(out[i]) for out in outputs]
-            if not all(v.dtype.kind in "biuf" for v in values):
-                raise TypeError(
-                    f"KFoldEnsemble averages numeric predictions, but task {task.name!r} "
-                    f"({task.kind}) predicts {values[0].dtype}."
-                )
-            averaged.append((task, np.mean(values, axis=0)))
+        for i, (name, task) in enumerate(net.tasks_.items()):
+            avg = np.mean([_task_prediction(task, out[i]) for out in outputs], axis=0)
+            share = self.blend_weights_[name] if name in models else 1.0
+            if share < 1.0:
+                avg = share * avg + (1 - share) * _model_prediction(task, models[name], X)
+            averaged.append((task, avg))
         return averaged
 
     def predict(self, X: Any) -> np.ndarray:

@@ -34,6 +34,8 @@ from sklearn_mtml import (
 ESTIMATORS = [
     MultiTaskNet(max_epochs=3, batch_size=32, random_state=0),
     KFoldEnsemble(MultiTaskNet(max_epochs=3, batch_size=32), cv=3, random_state=0),
+    KFoldEnsemble(MultiTaskNet(max_epochs=3, batch_size=32), cv=3, random_state=0,
+                  blend="linear"),
     ModalityFusion([("first", StandardScaler(), [0])], output="concat",
                    remainder="passthrough"),
     ModalityFusion([("first", StandardScaler(), [0])], output="blocks",

@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.dummy import DummyRegressor
 from sklearn.exceptions import NotFittedError
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
 from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_mtml import KFoldEnsemble, ModalityBlocks, MultiTaskNet
@@ -190,3 +192,130 @@ def test_parallel_members_give_the_same_ensemble():
     one = KFoldEnsemble(_net(tasks=["regression"]), cv=3, random_state=0).fit(X, y)
     two = KFoldEnsemble(_net(tasks=["regression"]), cv=3, random_state=0, n_jobs=2).fit(X, y)
     np.testing.assert_array_equal(one.predict(X), two.predict(X))
+
+
+# ----------------------------------------------------------------------------------------
+# blend: a scikit-learn model mixed in per task, with a share chosen out of fold
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def blended(mixed):
+    X, Y, _ = mixed
+    model = KFoldEnsemble(_net(tasks={"sign": "binary", "level": "multiclass",
+                                      "value": "regression"}),
+                          cv=3, random_state=0, blend="linear").fit(X, Y)
+    return X, Y, model
+
+
+def test_blend_predicts_the_chosen_mix_of_networks_and_model(blended):
+    X, Y, model = blended
+    assert set(model.blend_weights_) == set(model.blend_estimators_) == {"sign", "level",
+                                                                         "value"}
+    members = [m.predict_proba(X) for m in model.estimators_]
+    for i, name in enumerate(["sign", "level"]):
+        share = model.blend_weights_[name]
+        assert share in np.round(np.linspace(0, 1, 21), 2)
+        lr = model.blend_estimators_[name]
+        # the model learned class indices into classes_: its columns are the classes' order
+        np.testing.assert_array_equal(lr.classes_, np.arange(len(model.classes_[i])))
+        expected = (share * np.mean([p[i] for p in members], axis=0)
+                    + (1 - share) * lr.predict_proba(X))
+        np.testing.assert_allclose(model.predict_proba(X)[i], expected, rtol=1e-6)
+    share = model.blend_weights_["value"]
+    values = np.mean([m.predict(X)[:, 2].astype(float) for m in model.estimators_], axis=0)
+    expected = share * values + (1 - share) * model.blend_estimators_["value"].predict(X)
+    np.testing.assert_allclose(model.predict(X)[:, 2].astype(float), expected, rtol=1e-6)
+    # the value task's model was fitted on its labelled rows only
+    assert model.blend_estimators_["value"][-1].n_features_in_ == X.shape[1]
+    labelled = Y["value"].notna().to_numpy()
+    refit = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    refit.fit(X[labelled], Y["value"][labelled])
+    np.testing.assert_allclose(model.blend_estimators_["value"].predict(X), refit.predict(X),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_blend_out_of_fold_score_is_at_least_either_part_on_real_data(seed):
+    """The shares 0 and 1 are candidates, so the chosen mix's out-of-fold squared error is
+    at most either part's: its R² on the same rows is at least theirs, for any seed."""
+    X, y = load_diabetes(return_X_y=True)
+    model = KFoldEnsemble(_net(tasks=["regression"]), cv=4, random_state=seed,
+                          blend="forest").fit(X, y)
+    scores = model.oof_scores_["task_0"]
+    assert scores["blend"] >= max(scores["networks"], scores["model"]) - 1e-12
+    assert 0.2 < scores["networks"] < 0.7 and 0.2 < scores["model"] < 0.7  # both learned
+
+
+def test_blend_share_goes_to_the_better_part():
+    """A step the forest captures and a network that cannot train: the forest's share; a
+    model that predicts the mean and a network that learned: the networks' share."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = np.where(X[:, 0] > 0.3, 5.0, 0.0) + 0.1 * rng.normal(size=300)
+    frozen = KFoldEnsemble(_net(tasks=["regression"], lr=1e-7, max_epochs=2), cv=3,
+                           random_state=0, blend="forest").fit(X, y)
+    assert frozen.blend_weights_["task_0"] <= 0.2
+    assert frozen.score(X, y) > 0.9
+    learned = KFoldEnsemble(_net(tasks=["regression"]), cv=3, random_state=0,
+                            blend=DummyRegressor()).fit(X, y)
+    assert learned.blend_weights_["task_0"] >= 0.8
+    assert learned.oof_scores_["task_0"]["model"] <= 0.0
+
+
+def test_blend_per_task_dict_sample_weight_and_refit():
+    X, Y, _ = _three_tasks()
+    weight = np.linspace(0.5, 2.0, len(X))
+    model = KFoldEnsemble(_net(tasks={"sign": "binary", "level": "multiclass",
+                                      "value": "regression"}),
+                          cv=3, random_state=0,
+                          blend={"value": make_pipeline(StandardScaler(), Ridge()),
+                                 "sign": None})
+    model.fit(X, Y, sample_weight=weight)
+    assert set(model.blend_weights_) == {"value"}  # None and absent tasks are not blended
+    direct = make_pipeline(StandardScaler(), Ridge()).fit(X, Y["value"],
+                                                          ridge__sample_weight=weight)
+    np.testing.assert_allclose(model.blend_estimators_["value"][-1].coef_,
+                               direct[-1].coef_, rtol=1e-6)
+    model.set_params(blend=None).fit(X, Y)  # a refit without blend forgets the former one
+    for name in ("blend_weights_", "blend_estimators_", "oof_scores_"):
+        assert not hasattr(model, name)
+
+
+def test_blend_with_a_class_missing_from_a_fold_keeps_probabilities_aligned():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3)).astype(np.float32)
+    y = np.array(["a", "b"] * 30, dtype=object)
+    y[5] = "rare"  # absent from the training rows of one split
+    model = KFoldEnsemble(_net(max_epochs=3), cv=3, random_state=0, blend="forest").fit(X, y)
+    proba = model.predict_proba(X[:4])
+    assert proba.shape == (4, 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+
+
+def test_blend_bad_inputs_fail_clearly():
+    X, Y, tasks = _three_tasks()
+    net = _net(tasks=tasks, max_epochs=2)
+    with pytest.raises(ValueError, match=r"blend names tasks \['price'\].*'sign'"):
+        KFoldEnsemble(net, cv=2, blend={"price": "forest"}).fit(X, Y)
+    with pytest.raises(ValueError, match="'trees'.*'forest'"):
+        KFoldEnsemble(net, cv=2, blend={"value": "trees"}).fit(X, Y)
+    with pytest.raises(InvalidParameterError, match="blend"):
+        KFoldEnsemble(net, cv=2, blend="trees").fit(X, Y)
+    with pytest.raises(TypeError, match="'sign' is a binary task.*LinearSVC has none"):
+        KFoldEnsemble(net, cv=2, blend={"sign": LinearSVC()}).fit(X, Y)
+    with pytest.raises(TypeError, match="'value' is a regression task.*classifier"):
+        KFoldEnsemble(net, cv=2, blend={"value": LogisticRegression()}).fit(X, Y)
+    blocks = {"a": X[:, :2], "b": X[:, 2:]}
+    with pytest.raises(TypeError, match="blend='forest'.*numeric 2-D X.*make_pipeline"):
+        KFoldEnsemble(net, cv=2, blend="forest").fit(blocks, Y)
+    text = pd.DataFrame({"words": ["a b", "c"] * 60, "n": np.arange(120.0)})
+    with pytest.raises(TypeError, match="blend='linear'.*DataFrame"):
+        KFoldEnsemble(net, cv=2, blend="linear").fit(text, Y)
+
+
+def _three_tasks():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(120, 4))
+    Y = pd.DataFrame({"sign": (X[:, 0] > 0).astype(int),
+                      "level": np.digitize(X[:, 1], [-0.5, 0.5]),
+                      "value": X[:, 2] + 0.1 * rng.normal(size=120)})
+    return X, Y, {"sign": "binary", "level": "multiclass", "value": "regression"}
