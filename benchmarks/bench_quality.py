@@ -158,9 +158,12 @@ SEARCH = [
     {"module__hidden_sizes": (64,), "module__tower_sizes": (32,)},
     {"module__hidden_sizes": (512, 256), "module__dropout": 0.2},
 ]
-#: The optional columns: single-task defaults, the search, the k-fold ensemble.
+#: The optional columns: single-task defaults, the search, the k-fold ensemble, and the
+#: k-fold ensemble with a random forest blended in (``KFoldEnsemble(blend=...)``).
 PARTS = ("single", "search")
-ALL_PARTS = ("single", "search", "ensemble")
+ALL_PARTS = ("single", "search", "ensemble", "blend")
+#: The two k-fold ensemble columns: part -> title.
+ENSEMBLES = {"ensemble": "k-fold ensemble", "blend": "k-fold ensemble + forest blend"}
 BIG = 1500  # training rows above which the inner CV is a single hold-out split
 REVIEWS_ROWS = 4000
 
@@ -601,11 +604,12 @@ def make_lib(prob, seed, **params):
 
 
 def fit_predict(prob, tr, te, seed, tasks, X=None, test_inputs=None, errors=None,
-                label="default", ensemble=False):
+                label="default", ensemble=None):
     """Fit the README pipeline on ``tasks``; {condition: {task: (y_true, y_pred)}}.
 
-    ``ensemble``: the same pipeline in ``KFoldEnsemble(pipeline, random_state=seed)`` (five
-    members, each early-stopped on its own fold).
+    ``ensemble="ensemble"``: the same pipeline in ``KFoldEnsemble(pipeline,
+    random_state=seed)`` (five members, each early-stopped on its own fold); ``"blend"``: with
+    ``blend=blend_for(prob, "forest")`` too (a random forest mixed in per task).
     """
     X = prob.X if X is None else X
     Ytr = prob.Y.iloc[tr][tasks].reset_index(drop=True)
@@ -618,7 +622,10 @@ def fit_predict(prob, tr, te, seed, tasks, X=None, test_inputs=None, errors=None
     def one():
         model = make_lib(prob, seed)
         if ensemble:
-            model = KFoldEnsemble(model, random_state=seed)
+            blend = blend_for(prob, "forest") if ensemble == "blend" else None
+            if isinstance(blend, dict):
+                blend = {t: blend[t] for t in tasks}
+            model = KFoldEnsemble(model, random_state=seed, blend=blend)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(Xtr, as_target(Ytr))
@@ -710,7 +717,7 @@ def run_problem(prob: Problem, seeds, candidates, quick, parts=PARTS):
           flush=True)
     # every entry: one per fold (baselines) or (fold, seed); None where it failed
     acc = {k: [] for k in ("baseline", "late", "concat", "default", "single", "search",
-                           "modality", "ensemble")}
+                           "modality", *ENSEMBLES)}
     multi = len(prob.tasks) > 1
     robust = "missing" in prob.extra
     for fold, (tr, te) in enumerate(prob.splits):
@@ -723,10 +730,11 @@ def run_problem(prob: Problem, seeds, candidates, quick, parts=PARTS):
             inputs = {"complete": take(prob.X, te), **prob.extra.get("missing", {})}
             acc["default"].append((seed, fit_predict(prob, tr, te, seed, prob.tasks,
                                                      test_inputs=inputs, errors=errors)))
-            if "ensemble" in parts:
-                acc["ensemble"].append((seed, fit_predict(
-                    prob, tr, te, seed, prob.tasks, test_inputs=inputs, errors=errors,
-                    label="k-fold ensemble", ensemble=True)))
+            for part, title in ENSEMBLES.items():
+                if part in parts:
+                    acc[part].append((seed, fit_predict(
+                        prob, tr, te, seed, prob.tasks, test_inputs=inputs, errors=errors,
+                        label=title, ensemble=part)))
             if multi and "single" in parts:
                 single = {}
                 for t in prob.scored:
@@ -794,17 +802,18 @@ def summarise(prob, kinds, acc, multi, n_folds):
                                  n_folds),
             "single": seed_mean(kind, acc["single"], lambda e, t=t: e.get(t), n_folds)
             if multi and acc["single"] else None,
-            "ensemble": seed_mean(kind, acc["ensemble"],
-                                  lambda e, t=t: e["complete"].get(t) if e else None, n_folds)
-            if acc["ensemble"] else None,
+            **{part: seed_mean(kind, acc[part],
+                               lambda e, t=t: e["complete"].get(t) if e else None, n_folds)
+               if acc[part] else None for part in ENSEMBLES},
             "search": seed_mean(kind, acc["search"], lambda e, t=t: e.get(t), n_folds)
             if acc["search"] else None,
             "search_params": acc.get("search_params", []),
         }
         row["mtl_gain"] = (row["default"] - row["single"]) if row["single"] is not None else None
         row["verdict"] = verdict(row["default"], row["baseline"], kind)
-        if row["ensemble"] is not None:
-            row["ensemble_verdict"] = verdict(row["ensemble"], row["baseline"], kind)
+        for part in ENSEMBLES:
+            if row[part] is not None:
+                row[f"{part}_verdict"] = verdict(row[part], row["baseline"], kind)
         for m in prob.extra.get("modalities", []):
             entries = [(s, e) for s, e in acc["modality"] if e["modality"] == m]
             row[f"{m}_only"] = seed_mean(kind, entries, lambda e, t=t: e.get(t), n_folds)
@@ -819,9 +828,9 @@ def summarise(prob, kinds, acc, multi, n_folds):
                                       n_folds),
                     "concat_lr": pooled(kinds[t], [cm.get(t, {}).get(c) for cm in acc["concat"]],
                                         n_folds),
-                    "ensemble": seed_mean(kinds[t], acc["ensemble"],
-                                          lambda e, c=c, t=t: e[c].get(t), n_folds)
-                    if acc["ensemble"] else None}
+                    **{part: seed_mean(kinds[t], acc[part],
+                                       lambda e, c=c, t=t: e[c].get(t), n_folds)
+                       if acc[part] else None for part in ENSEMBLES}}
                 for c in conds}
             for t in prob.scored}
     return out
@@ -872,11 +881,11 @@ def print_problem(res):
     if "missing" in res:
         print(f"\n#### {res['dataset']}: modalities missing at predict time (accuracy)\n")
         print("| task | test condition | README default (fused) | LateFusion LogReg | "
-              "concat LogReg (absent = 0) | k-fold ensemble |")
-        print("|---|---|---:|---:|---:|---:|")
+              "concat LogReg (absent = 0) | " + " | ".join(ENSEMBLES.values()) + " |")
+        print("|---|---|---:|---:|---:|" + "---:|" * len(ENSEMBLES))
         for t, conds in res["missing"].items():
             for c, v in conds.items():
-                ens = "—" if v["ensemble"] is None else f3(v["ensemble"])
+                ens = " | ".join("—" if v[p] is None else f3(v[p]) for p in ENSEMBLES)
                 print(f"| {t} | {c} | {f3(v['default'])} | {f3(v['late_lr'])} | "
                       f"{f3(v['concat_lr'])} | {ens} |")
     for e in res["errors"]:
@@ -931,24 +940,29 @@ def print_summary(results, total):
     for res in results:
         print(f"| {res['dataset']} | {res['seconds']:.0f} |")
     print(f"| total | {total:.0f} |")
-    ens = [r for r in rows if r.get("ensemble") is not None]
-    ens_count = Counter(r["ensemble_verdict"] for r in ens)
-    if ens:
-        print("\n## KFoldEnsemble(<README pipeline>, random_state=seed) vs the same baseline\n")
-        print("| data set | task | metric | baseline | README default | k-fold ensemble | "
-              "ensemble − default | verdict (ensemble) |")
+    tallies = {}
+    for part, title in ENSEMBLES.items():
+        ens = [r for r in rows if r.get(part) is not None]
+        if not ens:
+            tallies[part] = None
+            continue
+        count_ = Counter(r[f"{part}_verdict"] for r in ens)
+        tallies[part] = dict(count_)
+        blend = ", blend=<random forest>" if part == "blend" else ""
+        print(f"\n## KFoldEnsemble(<README pipeline>, random_state=seed{blend}) vs the same "
+              "baseline\n")
+        print(f"| data set | task | metric | baseline | README default | {title} | "
+              "− default | verdict |")
         print("|---|---|---|---:|---:|---:|---:|---|")
         for r in ens:
             print(f"| {r['dataset']} | {r['task']} | "
                   f"{'R²' if r['kind'] == 'regression' else 'acc'} | {f3(r['baseline'])} | "
-                  f"{f3(r['default'])} | {f3(r['ensemble'])} | "
-                  f"{r['ensemble'] - r['default']:+.3f} | {r['ensemble_verdict']} |")
-        print(f"\nk-fold ensemble: wins {ens_count['win']} / ties {ens_count['tie']} / losses "
-              f"{ens_count['loss']}" + (f" / errors {ens_count['ERR']}"
-                                        if ens_count['ERR'] else ""))
+                  f"{f3(r['default'])} | {f3(r[part])} | "
+                  f"{r[part] - r['default']:+.3f} | {r[f'{part}_verdict']} |")
+        print(f"\n{title}: wins {count_['win']} / ties {count_['tie']} / losses "
+              f"{count_['loss']}" + (f" / errors {count_['ERR']}" if count_['ERR'] else ""))
     return {"wins": w, "ties": t, "losses": l_, "errors": e, "target_no_loss": no_loss,
-            "target_half_wins": half, "target_fused": fused_ok,
-            "ensemble": dict(ens_count) if ens else None}
+            "target_half_wins": half, "target_fused": fused_ok, **tallies}
 
 
 # ------------------------------------------------------------------------------------------
@@ -968,7 +982,8 @@ def main(argv=None):
     parser.add_argument("--parts", default=",".join(PARTS),
                         help="optional columns, comma-separated, of "
                              f"{','.join(ALL_PARTS)} (default {','.join(PARTS)}; "
-                             "'ensemble' fits KFoldEnsemble(<README pipeline>), 5 networks)")
+                             "'ensemble' fits KFoldEnsemble(<README pipeline>), 5 networks; "
+                             "'blend' the same with blend=<random forest>)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
