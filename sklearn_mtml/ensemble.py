@@ -22,6 +22,7 @@ does not keeps the networks. The share is chosen on rows that no member trained 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from numbers import Integral
 from typing import Any
@@ -93,11 +94,19 @@ def _param_prefix(estimator: Any) -> str:
 
 
 def _fit_member(estimator: Any, X: Any, y: Any, valid: np.ndarray, seed: int,
-                fit_params: dict[str, Any]) -> Any:
+                fit_params: dict[str, Any]) -> tuple[Any, list[tuple[type[Warning], str]]]:
+    """Fit one member; return it with the warnings it raised (``(category, message)``).
+
+    The ensemble warns once for what every member warns about (a task kind inferred from
+    its column, ...), in this process even when the member trained in another.
+    """
     prefix = _param_prefix(estimator)
     member = clone(estimator).set_params(**{f"{prefix}train_split": FoldSplit(valid),
                                             f"{prefix}random_state": seed})
-    return member.fit(X, y, **fit_params)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        member.fit(X, y, **fit_params)
+    return member, [(w.category, str(w.message)) for w in caught]
 
 
 #: The ``blend`` shortcuts: the scikit-learn model a user would try first, per kind of task.
@@ -381,10 +390,13 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         blend_seed = int(rng.randint(np.iinfo(np.int32).max))  # after the members' draws
         if sample_weight is not None:
             fit_params = {**fit_params, f"{_param_prefix(template)}sample_weight": sample_weight}
-        self.estimators_ = Parallel(n_jobs=self.n_jobs)(
+        fitted = Parallel(n_jobs=self.n_jobs)(
             delayed(_fit_member)(template, X, y, valid, int(seed), fit_params)
             for valid, seed in zip(splits, seeds)
         )
+        self.estimators_ = [member for member, _ in fitted]
+        for category, message in dict.fromkeys(w for _, caught in fitted for w in caught):
+            warnings.warn(message, category, stacklevel=2)
         self.validation_indices_ = splits
         for stale in ("classes_", "n_features_in_", "feature_names_in_"):  # from a former fit
             self.__dict__.pop(stale, None)

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_mtml import KFoldEnsemble, ModalityBlocks, MultiTaskNet
+from sklearn_mtml import KFoldEnsemble, ModalityBlocks, MultiTaskNet, TaskInferenceWarning
 from sklearn_mtml.ensemble import FoldSplit
 
 
@@ -319,3 +319,13 @@ def _three_tasks():
                       "level": np.digitize(X[:, 1], [-0.5, 0.5]),
                       "value": X[:, 2] + 0.1 * rng.normal(size=120)})
     return X, Y, {"sign": "binary", "level": "multiclass", "value": "regression"}
+
+
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_a_warning_of_every_member_is_given_once(n_jobs):
+    X, y = load_diabetes(return_X_y=True)  # whole numbers in a float column: inferred
+    with pytest.warns(TaskInferenceWarning) as record:
+        KFoldEnsemble(_net(max_epochs=2), cv=3, random_state=0, n_jobs=n_jobs).fit(X, y)
+    inferred = [w for w in record if issubclass(w.category, TaskInferenceWarning)]
+    assert len(inferred) == 1
+    assert "'task_0'" in str(inferred[0].message)
