@@ -200,6 +200,26 @@ def _loss(task: Task, target: np.ndarray, pred: np.ndarray, weight: np.ndarray |
     return float(np.average((pred - target) ** 2, weights=weight))
 
 
+def _blend_target(task: Task, column: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """What a blended model learns: class indices into ``classes_``, or the values."""
+    if task.is_classification:
+        return task.encode(column)[0].astype(np.intp)
+    values = np.zeros(len(column))
+    values[labelled] = np.asarray(column[labelled], dtype=np.float64)
+    return values
+
+
+def _choose_share(task: Task, target: np.ndarray, networks: np.ndarray, model: np.ndarray,
+                  weight: np.ndarray | None) -> float:
+    """The networks' share in ``_SHARES`` whose mix has the least loss (a tie: the larger)."""
+    best, share = np.inf, 1.0
+    for s in _SHARES[::-1]:
+        loss = _loss(task, target, s * networks + (1 - s) * model, weight)
+        if loss < best - 1e-12:
+            best, share = loss, float(s)
+    return share
+
+
 def _score(task: Task, y_true: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
            ) -> float:
     """Accuracy of averaged probabilities or R² of averaged values."""
@@ -468,15 +488,8 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         weight = None if sample_weight is None else np.asarray(sample_weight, np.float64)
         column = dict(zip(net.task_names_, cols))
         labelled = {name: ~is_missing(column[name]) for name in models}
-        targets: dict[str, np.ndarray] = {}
-        for name in models:
-            task, lab = net.tasks_[name], labelled[name]
-            if task.is_classification:  # class indices into the task's classes_
-                targets[name] = task.encode(column[name])[0].astype(np.intp)
-            else:
-                values = np.zeros(n)
-                values[lab] = np.asarray(column[name][lab], dtype=np.float64)
-                targets[name] = values
+        targets = {name: _blend_target(net.tasks_[name], column[name], labelled[name])
+                   for name in models}
         folds = self.validation_indices_
         jobs: list[tuple[str, int | None, np.ndarray]] = [
             (name, k, np.flatnonzero(labelled[name] & ~np.isin(np.arange(n), valid)))
@@ -512,11 +525,7 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
             pn, pm = oof_net[seen] / per_row, oof_model[seen] / per_row
             target = targets[name][seen]
             w = None if weight is None else weight[seen]
-            best, share = np.inf, 1.0
-            for s in _SHARES[::-1]:  # from the networks alone: a tie keeps the networks
-                loss = _loss(task, target, s * pn + (1 - s) * pm, w)
-                if loss < best - 1e-12:
-                    best, share = loss, float(s)
+            share = _choose_share(task, target, pn, pm, w)
             self.blend_estimators_[name] = fold_models[name, None]
             self.blend_weights_[name] = share
             self.oof_scores_[name] = {
