@@ -67,7 +67,7 @@ numpydoc_xref_param_type = False
 # -- MyST (the Markdown user guide) --------------------------------------------------------
 
 myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
-myst_heading_anchors = 3  # [text](page.md#a-heading) links
+myst_heading_anchors = 4  # [text](page.md#a-heading) links, to level-4 headings
 
 # -- sphinx-gallery ------------------------------------------------------------------------
 
