@@ -16,7 +16,10 @@ For every task of every data set below, with a fixed protocol, the script report
 * **library + small search**: ``GridSearchCV`` over the pipeline, on the training part only
   (inner CV), over at most six documented candidates (``SEARCH`` below; ``--quick``: the first
   two, and no search above 1,500 training rows), scored by ``MultiTaskNet.score`` (the mean of
-  the per-task accuracies / R²).
+  the per-task accuracies / R²);
+* with ``--parts ensemble`` / ``blend``: ``KFoldEnsemble(<README pipeline>,
+  random_state=seed)``, and the same with a random forest blended in per task
+  (``blend_for``).
 
 Metrics: accuracy for classification, R² for regression, computed on the test predictions of
 all outer folds pooled (out-of-fold predictions: a 4-row test fold of linnerud has no
