@@ -111,8 +111,9 @@ def _fit_member(estimator: Any, X: Any, y: Any, valid: np.ndarray, seed: int,
 
 #: The ``blend`` shortcuts: the scikit-learn model a user would try first, per kind of task.
 BLEND_SHORTCUTS = ("forest", "boosting", "linear")
-#: The network's shares tried when choosing a task's blend (0: the blended model alone).
-_SHARES = np.linspace(0.0, 1.0, 21)
+#: The networks' shares tried when choosing a task's blend (0: the blended model alone),
+#: rounded so that ``blend_weights_`` reads 0.15, not 0.15000000000000002.
+_SHARES = np.round(np.linspace(0.0, 1.0, 21), 2)
 
 
 def _shortcut_model(name: str, classification: bool, seed: int, sparse: bool) -> Any:
@@ -416,7 +417,7 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         )
         self.estimators_ = [member for member, _ in fitted]
         for category, message in dict.fromkeys(w for _, caught in fitted for w in caught):
-            warnings.warn(message, category, stacklevel=2)
+            warnings.warn(message, category, stacklevel=3)  # the caller of fit (decorated)
         self.validation_indices_ = splits
         for stale in ("classes_", "n_features_in_", "feature_names_in_"):  # from a former fit
             self.__dict__.pop(stale, None)
@@ -503,8 +504,8 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         )
         fold_models: dict[tuple[str, int | None], Any] = {
             (name, k): m for (name, k, _), m in zip(jobs, fitted)}
-        outputs = [_member_output(m, _take_rows(X, valid))
-                   for m, valid in zip(self.estimators_, folds)]
+        X_folds = [_take_rows(X, valid) for valid in folds]  # each split's validation rows
+        outputs = [_member_output(m, X_k) for m, X_k in zip(self.estimators_, X_folds)]
         index = {name: i for i, name in enumerate(net.task_names_)}
         self.blend_estimators_, self.blend_weights_, self.oof_scores_ = {}, {}, {}
         for name in models:
@@ -518,7 +519,7 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
                 if rows.size:
                     oof_net[rows] += _task_prediction(task, outputs[k][index[name]])[keep]
                     oof_model[rows] += _model_prediction(task, fold_models[name, k],
-                                                         _take_rows(X, rows))
+                                                         X_folds[k])[keep]
                     count[rows] += 1
             seen = count > 0
             per_row = count[seen].reshape((-1,) + (1,) * (len(shape) - 1))

@@ -101,11 +101,15 @@ def test_average_is_never_worse_than_the_mean_member_on_real_data(seed):
         assert ens < max(each)
 
 
-def test_same_random_state_same_ensemble():
+@pytest.mark.parametrize("blend", [None, "forest"])
+def test_same_random_state_same_ensemble(blend):
     X, y = load_diabetes(return_X_y=True)
-    a = KFoldEnsemble(_net(tasks=["regression"]), cv=3, random_state=3).fit(X, y)
-    b = KFoldEnsemble(_net(tasks=["regression"]), cv=3, random_state=3).fit(X, y)
+    a = KFoldEnsemble(_net(tasks=["regression"]), cv=3, random_state=3, blend=blend).fit(X, y)
+    b = KFoldEnsemble(_net(tasks=["regression"]), cv=3, random_state=3, blend=blend).fit(X, y)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    if blend is not None:  # the forest is seeded by random_state too
+        np.testing.assert_array_equal(a.blend_estimators_["task_0"].predict(X),
+                                      b.blend_estimators_["task_0"].predict(X))
 
 
 def test_group_splitter_stops_members_on_unseen_groups():
@@ -329,3 +333,16 @@ def test_a_warning_of_every_member_is_given_once(n_jobs):
     inferred = [w for w in record if issubclass(w.category, TaskInferenceWarning)]
     assert len(inferred) == 1
     assert "'task_0'" in str(inferred[0].message)
+
+
+def test_blend_share_tie_keeps_the_networks_and_reads_as_a_round_number():
+    from sklearn_mtml.ensemble import _SHARES, _choose_share
+
+    task = MultiTaskNet(tasks=["regression"], max_epochs=1).fit(
+        np.zeros((8, 1), np.float32), np.arange(8.0)).tasks_["task_0"]
+    target = np.arange(8.0)
+    same = target + 1.0
+    assert _choose_share(task, target, same, same, None) == 1.0  # equal losses: networks
+    assert _choose_share(task, target, target + 3.0, target, None) == 0.0
+    assert _choose_share(task, target, target + 1.0, target - 1.0, None) == 0.5
+    assert 0.15 in _SHARES and 0.35 in _SHARES  # exact, as blend_weights_ shows them
