@@ -460,10 +460,11 @@ class BaselineFeatures(TransformerMixin, BaseEstimator):
 
 
 def blend_for(prob: Problem, name: str):
-    """``KFoldEnsemble``'s ``blend`` for ``prob``: the shortcut ``name`` on a numeric ``X``,
-    else one pipeline per task on the baselines' features (the trees' for ``"forest"`` and
+    """``KFoldEnsemble``'s ``blend`` for ``prob``: the shortcut ``name`` on a numeric ``X``
+    or on blocks (``fsdd``: one model per block, combined over the blocks a row has), else
+    one pipeline per task on the baselines' features (the trees' for ``"forest"`` and
     ``"boosting"``, the linear model's for ``"linear"``)."""
-    if isinstance(prob.X, np.ndarray):
+    if isinstance(prob.X, (np.ndarray, ModalityBlocks)):
         return name
     models = {
         "forest": (RandomForestClassifier, RandomForestRegressor),

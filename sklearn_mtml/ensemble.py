@@ -17,7 +17,9 @@ a few hundred rows. The cost is ``cv`` fits.
 folds, and each task's share of it is the one that minimises the loss of the out-of-fold
 predictions (log-loss for classification, squared error for regression). A task where the
 forest (or the linear model) predicts better than the networks leans on it; a task where it
-does not keeps the networks. The share is chosen on rows that no member trained on.
+does not keeps the networks. The share is chosen on rows that no member trained on. On a
+block input the shortcuts fit one model per modality, so that a modality missing at predict
+time is not read as zeros.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
 from ._compat import HasMethods, Interval, StrOptions, _num_samples, _safe_indexing
+from .blocks import ModalityBlocks
 from .estimators import MeanTaskScoreMixin, MultiTaskNet
+from .late_fusion import LateFusionClassifier, LateFusionRegressor, sample_weight_params
 from .tasks import Task, _ClassificationTask, is_missing
 
 __all__ = ["KFoldEnsemble"]
@@ -116,7 +120,7 @@ BLEND_SHORTCUTS = ("forest", "boosting", "linear")
 _SHARES = np.round(np.linspace(0.0, 1.0, 21), 2)
 
 
-def _shortcut_model(name: str, classification: bool, seed: int, sparse: bool) -> Any:
+def _base_model(name: str, classification: bool, seed: int, sparse: bool) -> Any:
     """The model a ``blend`` shortcut names, for a classification or a regression task.
 
     A sparse ``X`` is scaled without centring (which would densify it).
@@ -132,25 +136,68 @@ def _shortcut_model(name: str, classification: bool, seed: int, sparse: bool) ->
     return make_pipeline(StandardScaler(with_mean=not sparse), final)
 
 
-def _check_numeric_X(X: Any, shortcut: str) -> None:
-    """A shortcut's model reads a numeric 2-D ``X``; say so before any fit if it is not one."""
+def _shortcut_model(name: str, classification: bool, seed: int, X: Any) -> Any:
+    """The shortcut's model for the input it reads: one per block of a block input."""
+    if not isinstance(X, ModalityBlocks):
+        return _base_model(name, classification, seed, sp.issparse(X))
+    late = LateFusionClassifier if classification else LateFusionRegressor
+    return late({k: _base_model(name, classification, seed, sp.issparse(v))
+                 for k, v in X.blocks.items()}, combine="mean")
+
+
+def _is_block_input(X: Any) -> bool:
+    """A :class:`ModalityBlocks` or a dict of blocks (a DOK matrix is a dict, not blocks)."""
+    return isinstance(X, ModalityBlocks) or (isinstance(X, Mapping) and not sp.issparse(X))
+
+
+def _numeric_problem(X: Any, shortcut: str) -> Exception | None:
+    """Why a shortcut's model cannot read ``X`` as a numeric 2-D matrix (None: it can)."""
     if sp.issparse(X):
-        return
+        return None
     try:
         values = np.asarray(X)
         if values.dtype.kind not in "biufc":  # complex: left to the models to reject
             values = values.astype(np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(
+        return TypeError(
             f"blend={shortcut!r} fits a scikit-learn model on X itself, which needs a numeric "
-            f"2-D X, but X ({type(X).__name__}) does not convert to numbers ({exc}). Pass a "
-            "scikit-learn estimator with its own feature steps instead, e.g. "
+            f"2-D X or a block input (ModalityBlocks, a dict of arrays), but X "
+            f"({type(X).__name__}) does not convert to numbers ({exc}). Wrap the network in a "
+            "pipeline with its feature steps (the shortcut then reads their output), or pass "
+            "a scikit-learn estimator with its own feature steps, e.g. "
             "blend=make_pipeline(ModalityFusion(..., output='concat'), "
             "RandomForestClassifier()), or a dict of them per task."
-        ) from exc
+        )
     if values.ndim != 2:
-        raise ValueError(f"blend={shortcut!r} needs a 2-D X; got {values.ndim} "
-                         "dimension(s).")
+        return ValueError(f"blend={shortcut!r} needs a 2-D X, a block input or a pipeline "
+                          f"with feature steps; got {values.ndim} dimension(s).")
+    return None
+
+
+def _feature_blocks(X: Any, shortcut: str) -> ModalityBlocks:
+    """The blocks of features a shortcut reads: every block but those of token ids."""
+    Xb = X if isinstance(X, ModalityBlocks) else ModalityBlocks.from_dict(X)
+    keep = [k for k in Xb.names if k not in Xb.vocab_sizes]
+    if not keep:
+        raise ValueError(
+            f"blend={shortcut!r} fits one model per block of features, but every block "
+            f"({Xb.names}) holds token ids, which the networks embed; pass a scikit-learn "
+            "estimator with its own feature steps as blend instead."
+        )
+    return ModalityBlocks({k: Xb.blocks[k] for k in keep},
+                          masks={k: Xb.masks[k] for k in keep})
+
+
+def _shortcut_input(X: Any, shortcut: str) -> Any:
+    """What a shortcut's model reads of ``X``: the feature blocks of a block input, or X."""
+    return _feature_blocks(X, shortcut) if _is_block_input(X) else X
+
+
+def _available(X: Any) -> np.ndarray:
+    """Rows a blended model can predict: those with a block present (all rows of a matrix)."""
+    if isinstance(X, ModalityBlocks):
+        return np.asarray(X.presence.any(axis=1))
+    return np.ones(_num_rows(X), dtype=bool)
 
 
 def _take_rows(X: Any, rows: np.ndarray) -> Any:
@@ -164,10 +211,18 @@ def _take_rows(X: Any, rows: np.ndarray) -> Any:
     return _safe_indexing(X, rows)
 
 
+def _has_feature_steps(estimator: Any) -> bool:
+    return isinstance(estimator, Pipeline) and len(estimator) > 1
+
+
+def _member_features(member: Any, X: Any) -> Any:
+    """What a member's network reads of ``X``: the output of its feature steps."""
+    return member[:-1].transform(X) if _has_feature_steps(member) else X
+
+
 def _member_output(member: Any, X: Any) -> list[np.ndarray]:
     """A member's raw head outputs (one array per task) on ``X``, through its feature steps."""
-    Xt = member[:-1].transform(X) if isinstance(member, Pipeline) and len(member) > 1 else X
-    return _final_net(member).forward_outputs(Xt)
+    return _final_net(member).forward_outputs(_member_features(member, X))
 
 
 def _task_prediction(task: Task, output: np.ndarray) -> np.ndarray:
@@ -183,13 +238,24 @@ def _task_prediction(task: Task, output: np.ndarray) -> np.ndarray:
     return values.astype(np.float64)
 
 
-def _model_prediction(task: Task, model: Any, X: Any) -> np.ndarray:
-    """A blended model's prediction in the ensemble's terms (probabilities over all classes)."""
+def _model_prediction(task: Task, model: Any, X: Any, networks: np.ndarray) -> np.ndarray:
+    """A blended model's prediction in the ensemble's terms (probabilities over all classes).
+
+    Rows the model cannot predict (no block of its input present) get the ``networks``'
+    prediction: there the mix is the networks alone, whatever the share.
+    """
+    rows = _available(X)
+    out = networks.astype(np.float64, copy=True)
+    if not rows.any():
+        return out
+    X_rows = X if rows.all() else _take_rows(X, np.flatnonzero(rows))
     if not isinstance(task, _ClassificationTask):
-        return np.asarray(model.predict(X), dtype=np.float64).ravel()
-    proba = np.zeros((_num_rows(X), task.classes_.size))
-    proba[:, np.asarray(model.classes_, dtype=np.intp)] = model.predict_proba(X)
-    return proba
+        out[rows] = np.asarray(model.predict(X_rows), dtype=np.float64).ravel()
+        return out
+    proba = np.zeros((int(rows.sum()), task.classes_.size))
+    proba[:, np.asarray(model.classes_, dtype=np.intp)] = model.predict_proba(X_rows)
+    out[rows] = proba
+    return out
 
 
 def _loss(task: Task, target: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
@@ -233,11 +299,7 @@ def _fit_model(model: Any, X: Any, target: np.ndarray, rows: np.ndarray,
                weight: np.ndarray | None, where: str) -> Any:
     """Fit a clone of a blended model on ``rows``; a failure says which task and fold."""
     model = clone(model)
-    params = {}
-    if weight is not None:
-        key = f"{model.steps[-1][0]}__sample_weight" if isinstance(model, Pipeline) else \
-            "sample_weight"
-        params[key] = weight[rows]
+    params = sample_weight_params(model, None if weight is None else weight[rows])
     try:
         return model.fit(_take_rows(X, rows), target[rows], **params)
     except Exception as exc:
@@ -285,8 +347,14 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         - ``"forest"``: ``RandomForestClassifier`` / ``RandomForestRegressor``;
           ``"boosting"``: ``HistGradientBoostingClassifier`` / ``...Regressor``;
           ``"linear"``: ``StandardScaler`` + ``LogisticRegression`` / ``RidgeCV`` (alphas
-          ``1e-3 ... 1e3``). All read ``X`` itself, which must then be a numeric 2-D array
-          or DataFrame.
+          ``1e-3 ... 1e3``). They read a numeric 2-D ``X`` as it is. On a block input
+          (:class:`~sklearn_mtml.ModalityBlocks`, a dict of arrays) they fit one model per
+          block of features on the rows where it is present, averaged over the blocks each
+          row has (:class:`~sklearn_mtml.LateFusionClassifier` /
+          :class:`~sklearn_mtml.LateFusionRegressor`, ``combine="mean"``); token-id blocks
+          are left to the networks, and a row with none of the blocks keeps the networks
+          alone. Any other ``X`` is read through the feature steps of a pipeline
+          ``estimator`` (those of the first member), by the same two rules.
         - An estimator (e.g. a pipeline with its own feature steps): cloned for every task;
           it gets the ``X`` given to :meth:`fit`, and the task's labels (class indices into
           ``classes_`` for a classification task, which needs ``predict_proba``; numbers for
@@ -429,9 +497,25 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         for name in ("n_features_in_", "feature_names_in_"):
             if hasattr(first, name):
                 setattr(self, name, getattr(first, name))
-        models = self._blend_models(blend, self._net().tasks_, blend_seed, sp.issparse(X))
-        self._fit_blend(models, X, y, sample_weight)
+        shortcuts = sorted({m for m in blend.values() if isinstance(m, str)})
+        self._blend_reads_features_ = bool(shortcuts) and not _is_block_input(X) and \
+            _numeric_problem(X, shortcuts[0]) is not None
+        X_short = None
+        if shortcuts:
+            X_short = self._shortcut_source(X, self.estimators_[0])
+            problem = None if _is_block_input(X_short) else _numeric_problem(X_short,
+                                                                               shortcuts[0])
+            if problem is not None:  # the pipeline's feature steps give neither
+                raise problem
+            X_short = _shortcut_input(X_short, shortcuts[0])
+        models = self._blend_models(blend, self._net().tasks_, blend_seed, X_short)
+        self._blend_spec_ = blend
+        self._fit_blend(models, X, X_short, y, sample_weight)
         return self
+
+    def _shortcut_source(self, X: Any, first: Any) -> Any:
+        """What a ``blend`` shortcut reads: ``X``, or the first member's features of it."""
+        return _member_features(first, X) if self._blend_reads_features_ else X
 
     def _blend_spec(self, names: list[str], X: Any) -> dict[str, Any]:
         """``blend`` per task name (tasks not blended left out), checked before any fit."""
@@ -450,7 +534,9 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
                 if model not in BLEND_SHORTCUTS:
                     raise ValueError(f"blend of task {name!r} is {model!r}; expected one of "
                                      f"{list(BLEND_SHORTCUTS)}, an estimator or None.")
-                _check_numeric_X(X, model)
+                problem = None if _is_block_input(X) else _numeric_problem(X, model)
+                if problem is not None and not _has_feature_steps(self._template()):
+                    raise problem
             elif not (hasattr(model, "fit") and hasattr(model, "predict")):
                 raise TypeError(f"blend of task {name!r} must be a scikit-learn estimator, one "
                                 f"of {list(BLEND_SHORTCUTS)} or None; got "
@@ -459,13 +545,16 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
 
     @staticmethod
     def _blend_models(spec: dict[str, Any], tasks: Mapping[str, Task], seed: int,
-                      sparse: bool) -> dict[str, Any]:
-        """The unfitted model of each blended task, checked against the task's kind."""
+                      X_short: Any) -> dict[str, Any]:
+        """The unfitted model of each blended task, checked against the task's kind.
+
+        ``X_short`` is what the shortcuts read (their model is built for it).
+        """
         models = {}
         for name, model in spec.items():
             task = tasks[name]
             if isinstance(model, str):
-                models[name] = _shortcut_model(model, task.is_classification, seed, sparse)
+                models[name] = _shortcut_model(model, task.is_classification, seed, X_short)
             elif task.is_classification and not hasattr(model, "predict_proba"):
                 raise TypeError(f"Task {name!r} is a {task.kind} task: its blended model must "
                                 "have predict_proba (the ensemble averages probabilities); "
@@ -477,8 +566,12 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
                 models[name] = model
         return models
 
-    def _fit_blend(self, models: dict[str, Any], X: Any, y: Any, sample_weight: Any) -> None:
-        """Fit the blended models per fold and on all rows; choose each task's share."""
+    def _fit_blend(self, models: dict[str, Any], X: Any, X_short: Any, y: Any,
+                   sample_weight: Any) -> None:
+        """Fit the blended models per fold and on all rows; choose each task's share.
+
+        A shortcut's model reads ``X_short``, an estimator ``X``.
+        """
         for stale in ("blend_estimators_", "blend_weights_", "oof_scores_"):
             self.__dict__.pop(stale, None)
         net = self._net()
@@ -491,21 +584,26 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         labelled = {name: ~is_missing(column[name]) for name in models}
         targets = {name: _blend_target(net.tasks_[name], column[name], labelled[name])
                    for name in models}
+        inputs = {name: X_short if isinstance(self._blend_spec_[name], str) else X
+                  for name in models}
+        usable = {name: labelled[name] & _available(inputs[name]) for name in models}
         folds = self.validation_indices_
         jobs: list[tuple[str, int | None, np.ndarray]] = [
-            (name, k, np.flatnonzero(labelled[name] & ~np.isin(np.arange(n), valid)))
+            (name, k, np.flatnonzero(usable[name] & ~np.isin(np.arange(n), valid)))
             for name in models for k, valid in enumerate(folds)]
-        jobs += [(name, None, np.flatnonzero(labelled[name])) for name in models]
+        jobs += [(name, None, np.flatnonzero(usable[name])) for name in models]
         fitted = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_model)(models[name], X, targets[name], rows, weight,
+            delayed(_fit_model)(models[name], inputs[name], targets[name], rows, weight,
                                 f"of task {name!r} on " + ("all rows" if k is None
                                                            else f"the rows of split {k}"))
             for name, k, rows in jobs
         )
         fold_models: dict[tuple[str, int | None], Any] = {
             (name, k): m for (name, k, _), m in zip(jobs, fitted)}
-        X_folds = [_take_rows(X, valid) for valid in folds]  # each split's validation rows
-        outputs = [_member_output(m, X_k) for m, X_k in zip(self.estimators_, X_folds)]
+        X_valid = [_take_rows(X, valid) for valid in folds]  # each split's validation rows
+        short_valid = (None if X_short is None
+                       else [_take_rows(X_short, valid) for valid in folds])
+        outputs = [_member_output(m, X_k) for m, X_k in zip(self.estimators_, X_valid)]
         index = {name: i for i, name in enumerate(net.task_names_)}
         self.blend_estimators_, self.blend_weights_, self.oof_scores_ = {}, {}, {}
         for name in models:
@@ -517,9 +615,12 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
                 keep = lab[valid]
                 rows = valid[keep]
                 if rows.size:
-                    oof_net[rows] += _task_prediction(task, outputs[k][index[name]])[keep]
-                    oof_model[rows] += _model_prediction(task, fold_models[name, k],
-                                                         X_folds[k])[keep]
+                    pred_net = _task_prediction(task, outputs[k][index[name]])
+                    oof_net[rows] += pred_net[keep]
+                    X_k = (short_valid[k] if short_valid is not None
+                           and isinstance(self._blend_spec_[name], str) else X_valid[k])
+                    oof_model[rows] += _model_prediction(task, fold_models[name, k], X_k,
+                                                         pred_net)[keep]
                     count[rows] += 1
             seen = count > 0
             per_row = count[seen].reshape((-1,) + (1,) * (len(shape) - 1))
@@ -546,14 +647,24 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         A blended task mixes in its model's prediction with the share chosen at fit.
         """
         net = self._net()
-        outputs = [_member_output(member, X) for member in self.estimators_]
+        features = [_member_features(member, X) for member in self.estimators_]
+        outputs = [_final_net(m).forward_outputs(f)
+                   for m, f in zip(self.estimators_, features)]
         models = getattr(self, "blend_estimators_", {})
+        shortcut_X = None
         averaged: list[tuple[Task, np.ndarray]] = []
         for i, (name, task) in enumerate(net.tasks_.items()):
             avg = np.mean([_task_prediction(task, out[i]) for out in outputs], axis=0)
             share = self.blend_weights_[name] if name in models else 1.0
             if share < 1.0:
-                avg = share * avg + (1 - share) * _model_prediction(task, models[name], X)
+                X_model = X
+                if isinstance(self._blend_spec_[name], str):  # a shortcut: its input
+                    if shortcut_X is None:
+                        source = features[0] if self._blend_reads_features_ else X
+                        shortcut_X = _shortcut_input(source, self._blend_spec_[name])
+                    X_model = shortcut_X
+                avg = share * avg + (1 - share) * _model_prediction(task, models[name],
+                                                                    X_model, avg)
             averaged.append((task, avg))
         return averaged
 

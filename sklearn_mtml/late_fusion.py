@@ -44,10 +44,16 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import KFold, check_cv, cross_val_predict
+from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._compat import HasMethods, StrOptions
 from ._inputs import InputLayout
@@ -59,13 +65,23 @@ __all__ = ["LateFusionClassifier", "LateFusionRegressor"]
 _SINGLE = "X"
 
 
-def _fit_one(estimator: Any, X: Any, y: np.ndarray, cv: Any, method: str | None
-             ) -> tuple[Any, Any]:
+def sample_weight_params(estimator: Any, weight: np.ndarray | None) -> dict[str, Any]:
+    """The fit parameters that give ``weight`` to ``estimator`` (a pipeline's last step)."""
+    if weight is None:
+        return {}
+    if isinstance(estimator, Pipeline):
+        return {f"{estimator.steps[-1][0]}__sample_weight": weight}
+    return {"sample_weight": weight}
+
+
+def _fit_one(estimator: Any, X: Any, y: np.ndarray, cv: Any, method: str | None,
+             weight: np.ndarray | None) -> tuple[Any, Any]:
     """Out-of-fold predictions (when ``method``) and the estimator refitted on all rows."""
     oof = None
+    params = sample_weight_params(estimator, weight)
     if method is not None:
-        oof = cross_val_predict(clone(estimator), X, y, cv=cv, method=method)
-    return clone(estimator).fit(X, y), oof
+        oof = cross_val_predict(clone(estimator), X, y, cv=cv, method=method, params=params)
+    return clone(estimator).fit(X, y, **params), oof
 
 
 def _column(Y: np.ndarray, t: int) -> np.ndarray:
@@ -196,7 +212,8 @@ class _BaseLateFusion(MetaEstimatorMixin, BaseEstimator):
     def _oof_task_preds(self, oof: Any, y: np.ndarray) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def _loss(self, t: int, y: np.ndarray, pred: np.ndarray) -> float:
+    def _loss(self, t: int, y: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+              ) -> float:
         raise NotImplementedError
 
     def _default_final(self) -> Any:
@@ -211,7 +228,7 @@ class _BaseLateFusion(MetaEstimatorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X: Any, y: Any) -> _BaseLateFusion:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _BaseLateFusion:
         """Fit one estimator per modality (and the combination) on ``X`` and ``y``.
 
         Parameters
@@ -222,6 +239,11 @@ class _BaseLateFusion(MetaEstimatorMixin, BaseEstimator):
             ``"X"``).
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             Targets; 2-D for several tasks.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights: passed to every per-modality estimator's ``fit`` (to the last step
+            of a pipeline) on the rows of its modality, to the out-of-fold predictions, to
+            the priors and the skills of ``combine="weighted"`` and to the final
+            estimators of ``combine="stack"``.
 
         Returns
         -------
@@ -231,7 +253,9 @@ class _BaseLateFusion(MetaEstimatorMixin, BaseEstimator):
         blocks, masks = self._blocks(X, reset=True)
         self._check_estimator_names(list(blocks))
         n = next(iter(blocks.values())).shape[0]
-        Y = self._check_targets(y, n)
+        weight = (None if sample_weight is None
+                  else _check_sample_weight(sample_weight, np.empty((n, 0))))
+        Y = self._check_targets(y, n, weight)
         if Y.shape[1] > 1 and not self._base_tags(lambda t: t.target_tags.multi_output):
             raise ValueError(
                 f"y has {Y.shape[1]} tasks but the per-modality estimator is single-output; "
@@ -248,7 +272,7 @@ class _BaseLateFusion(MetaEstimatorMixin, BaseEstimator):
             y_rows = y_fit[rows]
             cv = self._oof_splitter(y_rows) if method else None
             jobs.append(delayed(_fit_one)(self._estimator_for(name), block[rows], y_rows, cv,
-                                          method))
+                                          method, None if weight is None else weight[rows]))
         results = Parallel(n_jobs=self.n_jobs)(jobs)
         self.estimators_ = {name: r[0] for name, r in zip(blocks, results)}
         if self.combine == "mean":
@@ -267,9 +291,10 @@ class _BaseLateFusion(MetaEstimatorMixin, BaseEstimator):
             for j, (name, mask) in enumerate(masks.items()):
                 for t in range(Y.shape[1]):
                     yt = _column(Y, t)[mask]
+                    w_t = None if weight is None else weight[mask]
                     prior = np.repeat(self._prior_[t][None], len(yt), axis=0)
-                    base = self._loss(t, yt, prior)
-                    loss = self._loss(t, yt, oof[name][t][mask])
+                    base = self._loss(t, yt, prior, w_t)
+                    loss = self._loss(t, yt, oof[name][t][mask], w_t)
                     skill[t, j] = 1.0 - loss / base if base > 0 else float(loss == 0)
             self.oof_scores_ = skill
             w = np.clip(skill, 0, None)
@@ -279,7 +304,8 @@ class _BaseLateFusion(MetaEstimatorMixin, BaseEstimator):
             return self
         final = self._default_final() if self.final_estimator is None else self.final_estimator
         self.final_estimators_ = [
-            clone(final).fit(self._meta(t, [oof[k][t] for k in blocks]), _column(Y, t))
+            clone(final).fit(self._meta(t, [oof[k][t] for k in blocks]), _column(Y, t),
+                             **sample_weight_params(final, weight))
             for t in range(Y.shape[1])
         ]
         return self
@@ -408,7 +434,7 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
     _oof_method = "predict_proba"
     _is_proba = True
 
-    def _check_targets(self, y: Any, n: int) -> np.ndarray:
+    def _check_targets(self, y: Any, n: int, weight: np.ndarray | None) -> np.ndarray:
         if y is None:
             raise ValueError(
                 "LateFusionClassifier requires y to be passed, but the target y is None."
@@ -431,7 +457,8 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
         self.classes_ = classes[0] if self._y_1d else classes
         self._classes = classes
         self._prior_ = [
-            np.array([(_column(Y, t) == c).mean() for c in cl]) for t, cl in enumerate(classes)
+            np.array([np.average(_column(Y, t) == c, weights=weight) for c in cl])
+            for t, cl in enumerate(classes)
         ]
         return Y
 
@@ -469,12 +496,13 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
         return [self._align(np.asarray(p), np.unique(_column(Y, t)), self._classes[t])
                 for t, p in enumerate(oof)]
 
-    def _loss(self, t: int, y: np.ndarray, pred: np.ndarray) -> float:
+    def _loss(self, t: int, y: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+              ) -> float:
         # float32 probabilities (from float32 features) sum to 1 only to float32 precision:
         # renormalise, or log_loss warns that they "do not sum to one" once upcast
         pred = np.clip(pred, 1e-15, 1)
         pred = pred / pred.sum(axis=1, keepdims=True)
-        return float(log_loss(y, pred, labels=self._classes[t]))
+        return float(log_loss(y, pred, labels=self._classes[t], sample_weight=weight))
 
     def _default_final(self) -> Any:
         return LogisticRegression()
@@ -597,7 +625,7 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
     _oof_method = "predict"
     _is_proba = False
 
-    def _check_targets(self, y: Any, n: int) -> np.ndarray:
+    def _check_targets(self, y: Any, n: int, weight: np.ndarray | None) -> np.ndarray:
         if y is None:
             raise ValueError(
                 "LateFusionRegressor requires y to be passed, but the target y is None."
@@ -612,7 +640,8 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
             raise ValueError(f"X has {n} samples but y has {len(y)}.")
         Y = y.reshape(n, -1).astype(np.float64)
         self._y_1d = y.ndim == 1
-        self._prior_ = [np.array([Y[:, t].mean()]) for t in range(Y.shape[1])]
+        self._prior_ = [np.array([np.average(Y[:, t], weights=weight)])
+                        for t in range(Y.shape[1])]
         return Y
 
     def _task_preds(self, est: Any, X: Any) -> list[np.ndarray]:
@@ -628,8 +657,9 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
         oof = np.asarray(oof, dtype=np.float64).reshape(len(y), -1)
         return [oof[:, t:t + 1] for t in range(oof.shape[1])]
 
-    def _loss(self, t: int, y: np.ndarray, pred: np.ndarray) -> float:
-        return float(np.mean((y.astype(np.float64) - pred[:, 0]) ** 2))
+    def _loss(self, t: int, y: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
+              ) -> float:
+        return float(np.average((y.astype(np.float64) - pred[:, 0]) ** 2, weights=weight))
 
     def _default_final(self) -> Any:
         return RidgeCV()

@@ -19,8 +19,16 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_mtml import KFoldEnsemble, ModalityBlocks, MultiTaskNet, TaskInferenceWarning
+from sklearn_mtml import (
+    KFoldEnsemble,
+    LateFusionClassifier,
+    ModalityBlocks,
+    ModalityFusion,
+    MultiTaskNet,
+    TaskInferenceWarning,
+)
 from sklearn_mtml.ensemble import FoldSplit
+from sklearn_mtml.features import TextFeatures
 
 
 def _net(**params):
@@ -295,6 +303,65 @@ def test_blend_with_a_class_missing_from_a_fold_keeps_probabilities_aligned():
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
 
 
+def _networks_proba(model, X):
+    """The members' mean class probabilities (a single classification task)."""
+    return np.mean([m.predict_proba(X) for m in model.estimators_], axis=0)
+
+
+def test_blend_shortcut_on_blocks_fits_one_model_per_block_of_features():
+    """On a block input a shortcut fits one model per block of features (token ids are left
+    to the networks) on the rows that have it, averages them over the blocks each row has,
+    and a row with none of them keeps the networks alone."""
+    rng = np.random.default_rng(0)
+    n = 180
+    a = rng.normal(size=(n, 3)).astype(np.float32)
+    b = rng.normal(size=(n, 2)).astype(np.float32)
+    y = (a[:, 0] + b[:, 0] > 0).astype(int)
+    has_b = rng.random(n) > 0.2
+    Xb = ModalityBlocks({"a": a, "b": b, "ids": rng.integers(1, 5, size=(n, 2))},
+                        masks={"b": has_b}, vocab_sizes={"ids": 5})
+    frozen = _net(max_epochs=2, lr=1e-7)  # networks near the prior: the model's share
+    model = KFoldEnsemble(frozen, cv=3, random_state=0, blend="linear").fit(Xb, y)
+    late = model.blend_estimators_["task_0"]
+    assert isinstance(late, LateFusionClassifier) and late.block_names_ == ["a", "b"]
+    assert late.estimators_["b"][0].n_samples_seen_ == has_b.sum()  # its rows only
+    share = model.blend_weights_["task_0"]
+    assert share <= 0.5
+    masks = {"a": np.arange(20) >= 5, "b": np.arange(20) >= 10}  # rows 0-4: no feature block
+    Xt = ModalityBlocks(Xb[:20], masks=masks)
+    networks = _networks_proba(model, Xt)
+    expected = networks.copy()
+    feature_blocks = ModalityBlocks({"a": a[5:20], "b": b[5:20]},
+                                    masks={k: m[5:] for k, m in masks.items()})
+    expected[5:] = share * networks[5:] + (1 - share) * late.predict_proba(feature_blocks)
+    np.testing.assert_allclose(model.predict_proba(Xt), expected, rtol=1e-6)
+    assert model.score(Xb, y) > 0.75  # the prior: 0.5; each block holds half the signal
+
+
+def test_blend_shortcut_reads_the_features_of_the_pipeline():
+    """With a pipeline, a shortcut reads what its feature steps give the network: here one
+    model per modality, so that a row whose text is missing is predicted from the number."""
+    rng = np.random.default_rng(1)
+    n = 150
+    word = rng.choice(["good", "bad"], size=n)
+    x = rng.normal(size=n)
+    df = pd.DataFrame({"text": [f"{w} item {i % 7}" for i, w in enumerate(word)], "x": x})
+    y = ((word == "good").astype(float) + x > 0.5).astype(int)
+    fusion = ModalityFusion([("text", TextFeatures(), "text"), ("num", "passthrough", ["x"])])
+    pipe = make_pipeline(fusion, _net(max_epochs=2, lr=1e-7))
+    model = KFoldEnsemble(pipe, cv=3, random_state=0, blend="linear").fit(df, y)
+    late = model.blend_estimators_["task_0"]
+    assert isinstance(late, LateFusionClassifier) and late.block_names_ == ["text", "num"]
+    test = df.iloc[:10].copy()
+    test.loc[:4, "text"] = None  # absent text: the number alone
+    features = model.estimators_[0][:-1].transform(test)
+    assert features.masks["text"].sum() == 5
+    share = model.blend_weights_["task_0"]
+    expected = share * _networks_proba(model, test) + (1 - share) * late.predict_proba(features)
+    np.testing.assert_allclose(model.predict_proba(test), expected, rtol=1e-6)
+    assert share <= 0.5 and model.score(df, y) > 0.85
+
+
 def test_blend_bad_inputs_fail_clearly():
     X, Y, tasks = _three_tasks()
     net = _net(tasks=tasks, max_epochs=2)
@@ -308,11 +375,14 @@ def test_blend_bad_inputs_fail_clearly():
         KFoldEnsemble(net, cv=2, blend={"sign": LinearSVC()}).fit(X, Y)
     with pytest.raises(TypeError, match="'value' is a regression task.*classifier"):
         KFoldEnsemble(net, cv=2, blend={"value": LogisticRegression()}).fit(X, Y)
-    blocks = {"a": X[:, :2], "b": X[:, 2:]}
-    with pytest.raises(TypeError, match="blend='forest'.*numeric 2-D X.*make_pipeline"):
-        KFoldEnsemble(net, cv=2, blend="forest").fit(blocks, Y)
+    with pytest.raises(ValueError, match="blend='forest' needs a 2-D X.*got 3"):
+        KFoldEnsemble(net, cv=2, blend="forest").fit(X.reshape(120, 2, 2), Y)
+    tokens = ModalityBlocks({"ids": np.arange(240).reshape(120, 2) % 7},
+                            vocab_sizes={"ids": 7})
+    with pytest.raises(ValueError, match="blend='boosting'.*\\['ids'\\].*token ids"):
+        KFoldEnsemble(net, cv=2, blend="boosting").fit(tokens, Y)
     text = pd.DataFrame({"words": ["a b", "c"] * 60, "n": np.arange(120.0)})
-    with pytest.raises(TypeError, match="blend='linear'.*DataFrame"):
+    with pytest.raises(TypeError, match="blend='linear'.*DataFrame.*pipeline.*make_pipeline"):
         KFoldEnsemble(net, cv=2, blend="linear").fit(text, Y)
 
 

@@ -12,7 +12,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from sklearn_mtml.blocks import ModalityBlocks
@@ -241,3 +241,34 @@ def test_out_of_fold_splits_are_shuffled_for_rows_sorted_by_label():
     in_order = LateFusionClassifier(base, combine="stack", cv=KFold(5)).fit(X, Y)
     assert model.score(X, Y) > 0.8
     assert model.score(X, Y) > in_order.score(X, Y) + 0.2
+
+
+def test_sample_weight_of_zero_equals_leaving_the_rows_out():
+    """Weights reach every per-modality estimator (a pipeline's last step) on its rows."""
+    rng = np.random.RandomState(0)
+    n = 200
+    data = {"a": rng.randn(n, 3), "b": rng.randn(n, 2)}
+    y = data["a"] @ [1.0, -1.0, 0.5] + data["b"][:, 0] + 0.1 * rng.randn(n)
+    data["b"][:30] = np.nan  # absent in some rows
+    weight = np.where(np.arange(n) % 4 == 0, 0.0, 1.0)
+    kept = weight > 0
+    for est in (Ridge(), make_pipeline(FunctionTransformer(), Ridge())):
+        weighted = LateFusionRegressor(est).fit(data, y, sample_weight=weight)
+        subset = LateFusionRegressor(est).fit({k: v[kept] for k, v in data.items()}, y[kept])
+        np.testing.assert_allclose(weighted.predict(data), subset.predict(data), rtol=1e-6)
+
+
+@pytest.mark.parametrize("combine", ["weighted", "stack"])
+def test_sample_weight_reaches_the_priors_skills_and_final_estimators(combine):
+    Xb, y, _ = make_data(n=240)
+    weight = np.where(y == 0, 3.0, 1.0)
+    clf = LateFusionClassifier(LogisticRegression(), combine=combine, cv=3)
+    clf.fit(Xb, y, sample_weight=weight)
+    expected = np.array([np.sum(weight * (y == c)) for c in range(3)]) / weight.sum()
+    np.testing.assert_allclose(clf._prior_[0], expected)
+    plain = clone(clf).fit(Xb, y)
+    if combine == "weighted":  # the skills are weighted losses: other weights
+        assert not np.allclose(clf.oof_scores_, plain.oof_scores_)
+    else:  # the final estimator learned from weighted rows
+        assert not np.allclose(clf.final_estimators_[0].coef_, plain.final_estimators_[0].coef_)
+    assert clf.predict_proba(Xb)[:, 0].mean() > plain.predict_proba(Xb)[:, 0].mean()
