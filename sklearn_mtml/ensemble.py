@@ -17,7 +17,8 @@ a few hundred rows. The cost is ``cv`` fits.
 folds, and each task's share of it is the one that minimises the loss of the out-of-fold
 predictions (log-loss for classification, squared error for regression). A task where the
 forest (or the linear model) predicts better than the networks leans on it; a task where it
-does not keeps the networks. The share is chosen on rows that no member trained on. On a
+does not keeps the networks. The share is chosen on rows that no member trained on, after
+calibrating each part's class probabilities by a temperature chosen on the same rows. On a
 block input the shortcuts fit one model per modality, so that a modality missing at predict
 time is not read as zeros.
 """
@@ -238,24 +239,68 @@ def _task_prediction(task: Task, output: np.ndarray) -> np.ndarray:
     return values.astype(np.float64)
 
 
-def _model_prediction(task: Task, model: Any, X: Any, networks: np.ndarray) -> np.ndarray:
+def _model_prediction(task: Task, model: Any, X: Any) -> np.ndarray:
     """A blended model's prediction in the ensemble's terms (probabilities over all classes).
 
-    Rows the model cannot predict (no block of its input present) get the ``networks``'
-    prediction: there the mix is the networks alone, whatever the share.
+    NaN on the rows the model cannot predict (no block of its input present): :func:`_mix`
+    gives them the networks alone, whatever the share.
     """
     rows = _available(X)
-    out = networks.astype(np.float64, copy=True)
+    classes = task.classes_.size if isinstance(task, _ClassificationTask) else 0
+    out = np.full((len(rows), classes) if classes else len(rows), np.nan)
     if not rows.any():
         return out
     X_rows = X if rows.all() else _take_rows(X, np.flatnonzero(rows))
-    if not isinstance(task, _ClassificationTask):
+    if not classes:
         out[rows] = np.asarray(model.predict(X_rows), dtype=np.float64).ravel()
         return out
-    proba = np.zeros((int(rows.sum()), task.classes_.size))
+    proba = np.zeros((int(rows.sum()), classes))
     proba[:, np.asarray(model.classes_, dtype=np.intp)] = model.predict_proba(X_rows)
     out[rows] = proba
     return out
+
+
+def _mix(share: float, networks: np.ndarray, model: np.ndarray) -> np.ndarray:
+    """``share * networks + (1 - share) * model``; the networks alone where model is NaN."""
+    mixed = share * networks + (1 - share) * model
+    absent = np.isnan(model) if model.ndim == 1 else np.isnan(model).any(axis=1)
+    mixed[absent] = networks[absent]
+    return mixed
+
+
+#: The temperatures tried when calibrating a part's probabilities (below 1: sharper).
+_TEMPERATURES = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0,
+                 5.0)
+
+
+def _calibrate(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of probabilities: ``p ** (1 / T)``, renormalised (NaN rows stay)."""
+    if temperature == 1.0 or proba.ndim == 1:  # values of a regression task: as they are
+        return proba
+    scaled = np.clip(proba, 1e-12, 1.0) ** (1.0 / temperature)
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+def _fit_temperature(task: Task, target: np.ndarray, proba: np.ndarray,
+                     weight: np.ndarray | None) -> float:
+    """The temperature in ``_TEMPERATURES`` whose probabilities have the least log-loss.
+
+    1 for a regression task, and on a tie. A forest's probabilities, averaged over trees
+    (and over modalities), are soft: uncalibrated, their log-loss would hide a better
+    accuracy from the choice of the share.
+    """
+    if not isinstance(task, _ClassificationTask):
+        return 1.0
+    rows = ~np.isnan(proba).any(axis=1)
+    if not rows.any():
+        return 1.0
+    w = None if weight is None else weight[rows]
+    best, chosen = _loss(task, target[rows], proba[rows], w), 1.0
+    for t in _TEMPERATURES:
+        loss = _loss(task, target[rows], _calibrate(proba[rows], t), w)
+        if loss < best - 1e-12:
+            best, chosen = loss, t
+    return chosen
 
 
 def _loss(task: Task, target: np.ndarray, pred: np.ndarray, weight: np.ndarray | None
@@ -281,7 +326,7 @@ def _choose_share(task: Task, target: np.ndarray, networks: np.ndarray, model: n
     """The networks' share in ``_SHARES`` whose mix has the least loss (a tie: the larger)."""
     best, share = np.inf, 1.0
     for s in _SHARES[::-1]:
-        loss = _loss(task, target, s * networks + (1 - s) * model, weight)
+        loss = _loss(task, target, _mix(float(s), networks, model), weight)
         if loss < best - 1e-12:
             best, share = loss, float(s)
     return share
@@ -342,7 +387,10 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         ``w`` in ``0, 0.05, ..., 1`` that minimises the loss of ``w * networks + (1 - w) *
         model`` on those rows (log-loss of the probabilities, squared error of the values,
         weighted by ``sample_weight``) is kept, and the model is refitted on all the
-        labelled rows. ``None``: the networks alone.
+        labelled rows. ``None``: the networks alone. For a classification task, each part's
+        probabilities are first calibrated by a temperature chosen on the same rows
+        (``p ** (1 / T)``, renormalised; ``T`` in ``0.02 ... 5``, the least log-loss): a
+        forest's votes are soft, and their log-loss would otherwise hide a better accuracy.
 
         - ``"forest"``: ``RandomForestClassifier`` / ``RandomForestRegressor``;
           ``"boosting"``: ``HistGradientBoostingClassifier`` / ``...Regressor``;
@@ -381,6 +429,11 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
     blend_weights_ : dict of str to float
         With ``blend``: the networks' share ``w`` of each blended task (1: the networks
         alone, 0: the model alone).
+    blend_temperatures_ : dict of str to dict of str to float
+        With ``blend``: for each blended task, the temperature of the ``"networks"``'
+        average and of the ``"model"``'s probabilities, applied before they are mixed
+        (below 1: sharper; 1 for a regression task, and where calibration does not lower
+        the log-loss). A temperature does not change which class a part predicts.
     oof_scores_ : dict of str to dict of str to float
         With ``blend``: for each blended task, the accuracy or R² of the out-of-fold
         predictions of ``"networks"``, ``"model"`` and ``"blend"`` (the chosen mix). The
@@ -572,7 +625,8 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
 
         A shortcut's model reads ``X_short``, an estimator ``X``.
         """
-        for stale in ("blend_estimators_", "blend_weights_", "oof_scores_"):
+        for stale in ("blend_estimators_", "blend_weights_", "blend_temperatures_",
+                      "oof_scores_"):
             self.__dict__.pop(stale, None)
         net = self._net()
         if not models:
@@ -606,6 +660,7 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         outputs = [_member_output(m, X_k) for m, X_k in zip(self.estimators_, X_valid)]
         index = {name: i for i, name in enumerate(net.task_names_)}
         self.blend_estimators_, self.blend_weights_, self.oof_scores_ = {}, {}, {}
+        self.blend_temperatures_ = {}
         for name in models:
             task, lab = net.tasks_[name], labelled[name]
             shape = ((n, task.classes_.size) if isinstance(task, _ClassificationTask)
@@ -619,21 +674,26 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
                     oof_net[rows] += pred_net[keep]
                     X_k = (short_valid[k] if short_valid is not None
                            and isinstance(self._blend_spec_[name], str) else X_valid[k])
-                    oof_model[rows] += _model_prediction(task, fold_models[name, k], X_k,
-                                                         pred_net)[keep]
+                    oof_model[rows] += _model_prediction(task, fold_models[name, k],
+                                                         X_k)[keep]
                     count[rows] += 1
             seen = count > 0
             per_row = count[seen].reshape((-1,) + (1,) * (len(shape) - 1))
             pn, pm = oof_net[seen] / per_row, oof_model[seen] / per_row
             target = targets[name][seen]
             w = None if weight is None else weight[seen]
-            share = _choose_share(task, target, pn, pm, w)
+            temperature = {part: _fit_temperature(task, target, pred, w)
+                           for part, pred in (("networks", pn), ("model", pm))}
+            pn_cal = _calibrate(pn, temperature["networks"])
+            pm_cal = _calibrate(pm, temperature["model"])
+            share = _choose_share(task, target, pn_cal, pm_cal, w)
             self.blend_estimators_[name] = fold_models[name, None]
             self.blend_weights_[name] = share
+            self.blend_temperatures_[name] = temperature
             self.oof_scores_[name] = {
                 label: _score(task, column[name][seen], pred, w)
-                for label, pred in (("networks", pn), ("model", pm),
-                                    ("blend", share * pn + (1 - share) * pm))
+                for label, pred in (("networks", pn), ("model", _mix(0.0, pn, pm)),
+                                    ("blend", _mix(share, pn_cal, pm_cal)))
             }
 
     def _net(self) -> MultiTaskNet:
@@ -655,7 +715,11 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         averaged: list[tuple[Task, np.ndarray]] = []
         for i, (name, task) in enumerate(net.tasks_.items()):
             avg = np.mean([_task_prediction(task, out[i]) for out in outputs], axis=0)
-            share = self.blend_weights_[name] if name in models else 1.0
+            if name not in models:
+                averaged.append((task, avg))
+                continue
+            share, temperature = self.blend_weights_[name], self.blend_temperatures_[name]
+            avg = _calibrate(avg, temperature["networks"])
             if share < 1.0:
                 X_model = X
                 if isinstance(self._blend_spec_[name], str):  # a shortcut: its input
@@ -663,8 +727,9 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
                         source = features[0] if self._blend_reads_features_ else X
                         shortcut_X = _shortcut_input(source, self._blend_spec_[name])
                     X_model = shortcut_X
-                avg = share * avg + (1 - share) * _model_prediction(task, models[name],
-                                                                    X_model, avg)
+                model = _calibrate(_model_prediction(task, models[name], X_model),
+                                   temperature["model"])
+                avg = _mix(share, avg, model)
             averaged.append((task, avg))
         return averaged
 

@@ -8,7 +8,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.dummy import DummyRegressor
 from sklearn.exceptions import NotFittedError
@@ -218,20 +218,29 @@ def blended(mixed):
     return X, Y, model
 
 
+def _calibrated(proba, temperature):
+    """Temperature scaling, written out: ``p ** (1 / T)``, renormalised."""
+    scaled = np.clip(proba, 1e-12, 1.0) ** (1.0 / temperature)
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
 def test_blend_predicts_the_chosen_mix_of_networks_and_model(blended):
     X, Y, model = blended
     assert set(model.blend_weights_) == set(model.blend_estimators_) == {"sign", "level",
                                                                          "value"}
+    assert model.blend_temperatures_["value"] == {"networks": 1.0, "model": 1.0}
     members = [m.predict_proba(X) for m in model.estimators_]
     for i, name in enumerate(["sign", "level"]):
-        share = model.blend_weights_[name]
+        share, temperature = model.blend_weights_[name], model.blend_temperatures_[name]
         assert share in np.round(np.linspace(0, 1, 21), 2)
         lr = model.blend_estimators_[name]
         # the model learned class indices into classes_: its columns are the classes' order
         np.testing.assert_array_equal(lr.classes_, np.arange(len(model.classes_[i])))
-        expected = (share * np.mean([p[i] for p in members], axis=0)
-                    + (1 - share) * lr.predict_proba(X))
-        np.testing.assert_allclose(model.predict_proba(X)[i], expected, rtol=1e-6)
+        networks = _calibrated(np.mean([p[i] for p in members], axis=0),
+                               temperature["networks"])
+        expected = (share * networks
+                    + (1 - share) * _calibrated(lr.predict_proba(X), temperature["model"]))
+        np.testing.assert_allclose(model.predict_proba(X)[i], expected, rtol=1e-5, atol=1e-7)
     share = model.blend_weights_["value"]
     values = np.mean([m.predict(X)[:, 2].astype(float) for m in model.estimators_], axis=0)
     expected = share * values + (1 - share) * model.blend_estimators_["value"].predict(X)
@@ -325,15 +334,16 @@ def test_blend_shortcut_on_blocks_fits_one_model_per_block_of_features():
     late = model.blend_estimators_["task_0"]
     assert isinstance(late, LateFusionClassifier) and late.block_names_ == ["a", "b"]
     assert late.estimators_["b"][0].n_samples_seen_ == has_b.sum()  # its rows only
-    share = model.blend_weights_["task_0"]
+    share, temperature = model.blend_weights_["task_0"], model.blend_temperatures_["task_0"]
     assert share <= 0.5
     masks = {"a": np.arange(20) >= 5, "b": np.arange(20) >= 10}  # rows 0-4: no feature block
     Xt = ModalityBlocks(Xb[:20], masks=masks)
-    networks = _networks_proba(model, Xt)
+    networks = _calibrated(_networks_proba(model, Xt), temperature["networks"])
     expected = networks.copy()
     feature_blocks = ModalityBlocks({"a": a[5:20], "b": b[5:20]},
                                     masks={k: m[5:] for k, m in masks.items()})
-    expected[5:] = share * networks[5:] + (1 - share) * late.predict_proba(feature_blocks)
+    late_proba = _calibrated(late.predict_proba(feature_blocks), temperature["model"])
+    expected[5:] = share * networks[5:] + (1 - share) * late_proba
     np.testing.assert_allclose(model.predict_proba(Xt), expected, rtol=1e-6)
     assert model.score(Xb, y) > 0.75  # the prior: 0.5; each block holds half the signal
 
@@ -356,8 +366,9 @@ def test_blend_shortcut_reads_the_features_of_the_pipeline():
     test.loc[:4, "text"] = None  # absent text: the number alone
     features = model.estimators_[0][:-1].transform(test)
     assert features.masks["text"].sum() == 5
-    share = model.blend_weights_["task_0"]
-    expected = share * _networks_proba(model, test) + (1 - share) * late.predict_proba(features)
+    share, temperature = model.blend_weights_["task_0"], model.blend_temperatures_["task_0"]
+    expected = (share * _calibrated(_networks_proba(model, test), temperature["networks"])
+                + (1 - share) * _calibrated(late.predict_proba(features), temperature["model"]))
     np.testing.assert_allclose(model.predict_proba(test), expected, rtol=1e-6)
     assert share <= 0.5 and model.score(df, y) > 0.85
 
@@ -416,3 +427,60 @@ def test_blend_share_tie_keeps_the_networks_and_reads_as_a_round_number():
     assert _choose_share(task, target, target + 3.0, target, None) == 0.0
     assert _choose_share(task, target, target + 1.0, target - 1.0, None) == 0.5
     assert 0.15 in _SHARES and 0.35 in _SHARES  # exact, as blend_weights_ shows them
+
+
+def test_temperature_sharpens_soft_probabilities_and_softens_overconfident_ones():
+    from sklearn_mtml.ensemble import _calibrate, _fit_temperature
+
+    task = MultiTaskNet(tasks=["multiclass"], max_epochs=1).fit(
+        np.zeros((6, 1), np.float32), np.arange(6) % 3).tasks_["task_0"]
+    target = np.arange(30) % 3
+    soft = np.full((30, 3), 0.3)
+    soft[np.arange(30), target] = 0.4  # always right, never sure: sharper is better
+    assert _fit_temperature(task, target, soft, None) < 1.0
+    sure = np.full((30, 3), 0.005)
+    sure[np.arange(30), (target + (np.arange(30) % 5 == 0)) % 3] = 0.99  # wrong in 1 of 5
+    assert _fit_temperature(task, target, sure, None) > 1.0
+    assert _fit_temperature(task, target, np.full((30, 3), 1 / 3), None) == 1.0  # a tie
+    calibrated = _calibrate(soft, 0.1)
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(calibrated.argmax(axis=1), target)  # labels unchanged
+    values = np.arange(5.0)
+    assert _calibrate(values, 0.5) is values  # a regression task's values: as they are
+
+
+class _SoftClassifier(ClassifierMixin, BaseEstimator):
+    """A logistic regression whose probabilities are flattened (``p ** 0.1``): accurate but
+    never sure, as a forest's averaged votes are."""
+
+    def fit(self, X, y):
+        self.lr_ = LogisticRegression().fit(X, y)
+        self.classes_ = self.lr_.classes_
+        return self
+
+    def predict_proba(self, X):
+        proba = self.lr_.predict_proba(X) ** 0.1
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def test_blend_calibration_gives_an_accurate_but_soft_model_its_share(monkeypatch):
+    """Uncalibrated, the log-loss of soft probabilities hides a better accuracy and the
+    networks keep the whole share; calibrated, the model gets the share it earns."""
+    import sklearn_mtml.ensemble as ensemble
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = np.digitize(X[:, 0] + 0.5 * X[:, 1], [-0.6, 0.6])  # three classes, linear borders
+    net = _net(tasks=["multiclass"])
+    model = KFoldEnsemble(net, cv=3, random_state=0, blend=_SoftClassifier()).fit(X, y)
+    scores = model.oof_scores_["task_0"]
+    assert scores["model"] > scores["networks"] + 0.02
+    assert model.blend_temperatures_["task_0"]["model"] <= 0.1
+    assert model.blend_weights_["task_0"] <= 0.3
+    assert scores["blend"] > scores["networks"] + 0.02
+    monkeypatch.setattr(ensemble, "_fit_temperature", lambda *args: 1.0)
+    uncalibrated = clone(model).fit(X, y)
+    assert uncalibrated.blend_weights_["task_0"] >= 0.8
