@@ -550,25 +550,29 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         for name in ("n_features_in_", "feature_names_in_"):
             if hasattr(first, name):
                 setattr(self, name, getattr(first, name))
-        shortcuts = sorted({m for m in blend.values() if isinstance(m, str)})
-        self._blend_reads_features_ = bool(shortcuts) and not _is_block_input(X) and \
-            _numeric_problem(X, shortcuts[0]) is not None
-        X_short = None
-        if shortcuts:
-            X_short = self._shortcut_source(X, self.estimators_[0])
-            problem = None if _is_block_input(X_short) else _numeric_problem(X_short,
-                                                                               shortcuts[0])
-            if problem is not None:  # the pipeline's feature steps give neither
-                raise problem
-            X_short = _shortcut_input(X_short, shortcuts[0])
+        X_short = self._shortcut_reads(blend, X)
         models = self._blend_models(blend, self._net().tasks_, blend_seed, X_short)
         self._blend_spec_ = blend
         self._fit_blend(models, X, X_short, y, sample_weight)
         return self
 
-    def _shortcut_source(self, X: Any, first: Any) -> Any:
-        """What a ``blend`` shortcut reads: ``X``, or the first member's features of it."""
-        return _member_features(first, X) if self._blend_reads_features_ else X
+    def _shortcut_reads(self, blend: dict[str, Any], X: Any) -> Any:
+        """What the ``blend`` shortcuts read of ``X`` (None without a shortcut).
+
+        ``X`` itself when it is numeric or blocks, else the first member's features of it
+        (``_blend_reads_features_``, which prediction follows too).
+        """
+        shortcuts = sorted({m for m in blend.values() if isinstance(m, str)})
+        self._blend_reads_features_ = bool(shortcuts) and not _is_block_input(X) and \
+            _numeric_problem(X, shortcuts[0]) is not None
+        if not shortcuts:
+            return None
+        source = _member_features(self.estimators_[0], X) if self._blend_reads_features_ \
+            else X
+        problem = None if _is_block_input(source) else _numeric_problem(source, shortcuts[0])
+        if problem is not None:  # the pipeline's feature steps give neither
+            raise problem
+        return _shortcut_input(source, shortcuts[0])
 
     def _blend_spec(self, names: list[str], X: Any) -> dict[str, Any]:
         """``blend`` per task name (tasks not blended left out), checked before any fit."""

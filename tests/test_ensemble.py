@@ -346,6 +346,10 @@ def test_blend_shortcut_on_blocks_fits_one_model_per_block_of_features():
     expected[5:] = share * networks[5:] + (1 - share) * late_proba
     np.testing.assert_allclose(model.predict_proba(Xt), expected, rtol=1e-6)
     assert model.score(Xb, y) > 0.75  # the prior: 0.5; each block holds half the signal
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(joblib.load(buffer).predict_proba(Xt), model.predict_proba(Xt))
 
 
 def test_blend_shortcut_reads_the_features_of_the_pipeline():
