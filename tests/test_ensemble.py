@@ -297,7 +297,7 @@ def test_blend_per_task_dict_sample_weight_and_refit():
     np.testing.assert_allclose(model.blend_estimators_["value"][-1].coef_,
                                direct[-1].coef_, rtol=1e-6)
     model.set_params(blend=None).fit(X, Y)  # a refit without blend forgets the former one
-    for name in ("blend_weights_", "blend_estimators_", "oof_scores_"):
+    for name in ("blend_weights_", "blend_estimators_", "blend_temperatures_", "oof_scores_"):
         assert not hasattr(model, name)
 
 
