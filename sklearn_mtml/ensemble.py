@@ -518,7 +518,7 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         """
         template = self._template()
         names = _final_net(template)._validate_targets(y)[0]  # a clear error before any fit
-        blend = self._blend_spec(names, X)
+        blend, reads_features = self._blend_spec(names, X)
         n = _num_rows(X)
         cv = self.cv
         rng = check_random_state(self.random_state)
@@ -550,6 +550,7 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         for name in ("n_features_in_", "feature_names_in_"):
             if hasattr(first, name):
                 setattr(self, name, getattr(first, name))
+        self._blend_reads_features_ = reads_features  # prediction reads the same
         X_short = self._shortcut_reads(blend, X)
         models = self._blend_models(blend, self._net().tasks_, blend_seed, X_short)
         self._blend_spec_ = blend
@@ -560,24 +561,27 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
         """What the ``blend`` shortcuts read of ``X`` (None without a shortcut).
 
         ``X`` itself when it is numeric or blocks, else the first member's features of it
-        (``_blend_reads_features_``, which prediction follows too).
+        (``_blend_reads_features_``).
         """
         shortcuts = sorted({m for m in blend.values() if isinstance(m, str)})
-        self._blend_reads_features_ = bool(shortcuts) and not _is_block_input(X) and \
-            _numeric_problem(X, shortcuts[0]) is not None
         if not shortcuts:
             return None
-        source = _member_features(self.estimators_[0], X) if self._blend_reads_features_ \
-            else X
+        if not self._blend_reads_features_:
+            return _shortcut_input(X, shortcuts[0])
+        source = _member_features(self.estimators_[0], X)
         problem = None if _is_block_input(source) else _numeric_problem(source, shortcuts[0])
         if problem is not None:  # the pipeline's feature steps give neither
             raise problem
         return _shortcut_input(source, shortcuts[0])
 
-    def _blend_spec(self, names: list[str], X: Any) -> dict[str, Any]:
-        """``blend`` per task name (tasks not blended left out), checked before any fit."""
+    def _blend_spec(self, names: list[str], X: Any) -> tuple[dict[str, Any], bool]:
+        """``blend`` per task name (tasks not blended left out), checked before any fit.
+
+        Also whether the shortcuts must read the members' features, ``X`` being neither
+        numeric nor blocks (``X`` is converted once to find out).
+        """
         if self.blend is None:
-            return {}
+            return {}, False
         if isinstance(self.blend, Mapping):
             unknown = sorted(set(map(str, self.blend)) - set(names))
             if unknown:
@@ -591,14 +595,17 @@ class KFoldEnsemble(MeanTaskScoreMixin, MetaEstimatorMixin, BaseEstimator):
                 if model not in BLEND_SHORTCUTS:
                     raise ValueError(f"blend of task {name!r} is {model!r}; expected one of "
                                      f"{list(BLEND_SHORTCUTS)}, an estimator or None.")
-                problem = None if _is_block_input(X) else _numeric_problem(X, model)
-                if problem is not None and not _has_feature_steps(self._template()):
-                    raise problem
             elif not (hasattr(model, "fit") and hasattr(model, "predict")):
                 raise TypeError(f"blend of task {name!r} must be a scikit-learn estimator, one "
                                 f"of {list(BLEND_SHORTCUTS)} or None; got "
                                 f"{type(model).__name__}.")
-        return chosen
+        shortcuts = sorted({m for m in chosen.values() if isinstance(m, str)})
+        if not shortcuts or _is_block_input(X):
+            return chosen, False
+        problem = _numeric_problem(X, shortcuts[0])
+        if problem is not None and not _has_feature_steps(self._template()):
+            raise problem
+        return chosen, problem is not None
 
     @staticmethod
     def _blend_models(spec: dict[str, Any], tasks: Mapping[str, Task], seed: int,
